@@ -1,0 +1,41 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// Executables that engines start for every container are linked fully static: measured here,
+// a static binary with FoundationEssentials starts in ~0.8 ms, a dynamic one in 2.3-6.2 ms.
+let staticExecutable: [LinkerSetting] = [.unsafeFlags(["-static-executable"])]
+
+let package = Package(
+    name: "Bulkhead",
+    products: [
+        .executable(name: "bulkhead-runtime", targets: ["bulkhead-runtime"]),
+    ],
+    targets: [
+        // Only what Swift must not or cannot do: the code between clone and execve, and
+        // kernel constants that are function-like macros.
+        .target(
+            name: "CBulkhead",
+            cSettings: [.define("_GNU_SOURCE")]
+        ),
+        // Codable types of the OCI runtime spec, with validation. No syscalls.
+        .target(name: "BulkheadOCI"),
+        // Typed wrappers over Linux syscalls and kernel interfaces.
+        .target(name: "BulkheadLinux", dependencies: ["CBulkhead"]),
+        // The container engine: bundle -> running process, state directory, lifecycle.
+        .target(name: "BulkheadContainer", dependencies: ["BulkheadOCI", "BulkheadLinux", "CBulkhead"]),
+        // runc's command line over the container engine.
+        .target(name: "BulkheadRuntimeCLI", dependencies: ["BulkheadContainer", "BulkheadOCI", "BulkheadLinux"]),
+        .executableTarget(
+            name: "bulkhead-runtime",
+            dependencies: ["BulkheadRuntimeCLI"],
+            linkerSettings: staticExecutable
+        ),
+        .testTarget(name: "BulkheadOCITests", dependencies: ["BulkheadOCI"]),
+        .testTarget(name: "BulkheadLinuxTests", dependencies: ["BulkheadLinux", "BulkheadOCI"]),
+        .testTarget(name: "BulkheadContainerTests", dependencies: ["BulkheadContainer", "BulkheadOCI", "BulkheadLinux"]),
+        .testTarget(
+            name: "RuntimeIntegrationTests",
+            dependencies: ["bulkhead-runtime", "BulkheadRuntimeCLI", "BulkheadLinux", "BulkheadOCI"]
+        ),
+    ]
+)
