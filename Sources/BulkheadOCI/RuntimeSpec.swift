@@ -210,6 +210,7 @@ public struct Linux: Codable, Sendable, Equatable {
     public var readonlyPaths: [String]?
     public var mountLabel: String?
     public var personality: Personality?
+    public var intelRdt: IntelRdt?
 
     public init(namespaces: [Namespace]? = nil, resources: Resources? = nil, cgroupsPath: String? = nil) {
         self.namespaces = namespaces
@@ -257,6 +258,15 @@ public struct Device: Codable, Sendable, Equatable {
     }
 }
 
+/// Intel RDT (resctrl) class of service: cache and memory-bandwidth allocation, monitoring.
+public struct IntelRdt: Codable, Sendable, Equatable {
+    public var closID: String?
+    public var l3CacheSchema: String?
+    public var memBwSchema: String?
+    public var enableCMT: Bool?
+    public var enableMBM: Bool?
+}
+
 public struct Personality: Codable, Sendable, Equatable {
     public var domain: String
     public var flags: [String]?
@@ -270,6 +280,8 @@ public struct Resources: Codable, Sendable, Equatable {
     public var blockIO: BlockIO?
     public var hugepageLimits: [HugepageLimit]?
     public var network: Network?
+    /// RDMA controller limits, keyed by device name (runtime-spec 1.2 `rdma`).
+    public var rdma: [String: Rdma]?
     public var unified: [String: String]?
 
     public init(memory: Memory? = nil, cpu: CPU? = nil, pids: Pids? = nil) {
@@ -370,6 +382,11 @@ public struct Resources: Codable, Sendable, Equatable {
             self.pageSize = pageSize
             self.limit = limit
         }
+    }
+
+    public struct Rdma: Codable, Sendable, Equatable {
+        public var hcaHandles: UInt32?
+        public var hcaObjects: UInt32?
     }
 
     public struct Network: Codable, Sendable, Equatable {
