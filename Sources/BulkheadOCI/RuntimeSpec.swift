@@ -31,6 +31,23 @@ public struct Spec: Codable, Sendable, Equatable {
     public static let version = "1.2.0"
 }
 
+extension Spec {
+    /// Decodes ociVersion last, so that a config with a mistake deep inside names that mistake
+    /// rather than only the missing version line (hand-written configs often omit it first).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        process = try c.decodeIfPresent(Process.self, forKey: .process)
+        root = try c.decodeIfPresent(Root.self, forKey: .root)
+        hostname = try c.decodeIfPresent(String.self, forKey: .hostname)
+        domainname = try c.decodeIfPresent(String.self, forKey: .domainname)
+        mounts = try c.decodeIfPresent([Mount].self, forKey: .mounts)
+        hooks = try c.decodeIfPresent(Hooks.self, forKey: .hooks)
+        annotations = try c.decodeIfPresent([String: String].self, forKey: .annotations)
+        linux = try c.decodeIfPresent(Linux.self, forKey: .linux)
+        ociVersion = try c.decode(String.self, forKey: .ociVersion)
+    }
+}
+
 public struct Process: Codable, Sendable, Equatable {
     public var terminal: Bool?
     public var consoleSize: ConsoleSize?

@@ -70,10 +70,9 @@ extension Spec {
         } catch {
             return ConfigError(field: "", message: "invalid JSON: \(error.message) at line \(error.line), column \(error.column)")
         }
-        // Numbers that may not fit some integer field; any other number fits every numeric type.
-        let suspects = scanner.numbers.filter { n in
-            n.text.utf8.contains { "-.eE".utf8.contains($0) } || n.text.utf8.count >= 10
-        }
+        // Any number may be the one: 70000 does not fit a UInt16, -1 fits an Int64 but not a UInt32.
+        // This runs only on the error path, so a few extra decodes of a small document are cheap.
+        let suspects = scanner.numbers
         func replacing(_ replaced: [JSONScanner.NumberToken], with text: (JSONScanner.NumberToken) -> String) -> [UInt8] {
             var out: [UInt8] = []
             var at = 0
@@ -85,12 +84,18 @@ extension Spec {
             out += bytes[at...]
             return out
         }
-        // Restore one suspect at a time with every other suspect set to 0: the first one that brings
-        // the error back is the culprit. Replacing it by a string then makes the decoder say its type.
-        for culprit in suspects {
-            let trial = replacing(suspects) { $0.range == culprit.range ? $0.text : "0" }
-            guard case .failure(let e) = attempt(trial), case .dataCorrupted(let c) = e as? DecodingError,
-                  c.codingPath.isEmpty else { continue }
+        func isPathlessCorruption(_ trial: [UInt8]) -> Bool {
+            guard case .failure(let e) = attempt(trial), case .dataCorrupted(let c) = e as? DecodingError else { return false }
+            return c.codingPath.isEmpty
+        }
+        // If the error stays with every number set to 0, numbers are not the problem. Otherwise
+        // restore one number at a time with every other one set to 0: the first that brings the
+        // error back is the culprit. Replacing it by a string then makes the decoder say its type.
+        let zeroed = replacing(suspects) { _ in "0" }
+        guard !isPathlessCorruption(zeroed) else {
+            return ConfigError(field: "", message: "invalid JSON: the decoder rejected the document")
+        }
+        for culprit in suspects where isPathlessCorruption(replacing(suspects) { $0.range == culprit.range ? $0.text : "0" }) {
             let probe = replacing(suspects) { $0.range == culprit.range ? "\"?\"" : "0" }
             var expected = "a number that fits this field"
             if case .failure(let e) = attempt(probe), case .typeMismatch(let type, _) = e as? DecodingError {
