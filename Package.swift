@@ -27,7 +27,7 @@ let package = Package(
         // Codable types of the OCI runtime spec, with validation. No syscalls.
         .target(name: "BulkheadOCI"),
         // Typed wrappers over Linux syscalls and kernel interfaces.
-        .target(name: "BulkheadLinux", dependencies: ["CBulkhead"]),
+        .target(name: "BulkheadLinux", dependencies: ["CBulkhead", "BulkheadOCI"]),
         // The container engine: bundle -> running process, state directory, lifecycle.
         .target(name: "BulkheadContainer", dependencies: ["BulkheadOCI", "BulkheadLinux", "CBulkhead"]),
         // runc's command line over the container engine.

@@ -1,1 +1,4 @@
 import BulkheadRuntimeCLI
+import Glibc
+
+exit(RuntimeCommandLine.main(Array(CommandLine.arguments.dropFirst())))

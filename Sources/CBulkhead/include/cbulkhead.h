@@ -1,1 +1,145 @@
+// CBulkhead: what Swift must not or cannot do.
+//  - The container child: the code that runs between clone and execve. The runtime is a
+//    multithreaded Swift process; a raw clone of it must not run Swift code (allocator locks held
+//    by other threads deadlock the child), so the child executes a plan Swift prepared in advance,
+//    in C, without allocating.
+//  - Kernel constants that are function-like macros or variadic calls Swift cannot import.
 #pragma once
+
+#include <stdint.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+// ---- The container plan -------------------------------------------------------------------------
+
+// One step of building the root filesystem, executed in the child's new mount namespace before
+// pivot_root. Paths named `target` are inside the rootfs and resolved there without following
+// symlinks out of it (openat2 RESOLVE_IN_ROOT); `source` of a bind mount is a host path.
+enum bh_op_kind {
+    BH_OP_MOUNT = 1,   // mount(source, target, fstype, flags, data); then remount when flags need it
+    BH_OP_MKDIR = 2,   // mkdir -p target (mode in `mode`)
+    BH_OP_MKNOD = 3,   // device node at target: mode (type|perm), dev, uid, gid
+    BH_OP_BIND_DEV = 4,// bind the host device `source` onto a file created at target (user namespaces)
+    BH_OP_SYMLINK = 5, // symlink(source, target)
+    BH_OP_PROPAGATE = 6, // mount(NULL, target, NULL, flags, NULL): propagation change
+};
+
+struct bh_op {
+    uint32_t kind;
+    uint32_t mode;          // file mode for MKDIR/MKNOD
+    uint64_t flags;         // MS_* flags for MOUNT/PROPAGATE
+    uint64_t dev;           // makedev(major, minor) for MKNOD
+    uint32_t uid, gid;      // owner for MKNOD
+    uint32_t remount_flags; // MS_* for a second MS_REMOUNT|MS_BIND pass (bind mounts with ro, nosuid...)
+    uint32_t target_is_file;// bind mount of a non-directory: create a file, not a directory
+    const char *source;
+    const char *target;
+    const char *fstype;
+    const char *data;
+};
+
+struct bh_rlimit {
+    int resource;
+    uint64_t soft, hard;
+};
+
+// A sysctl to write after pivot_root, through the container's own /proc/sys.
+struct bh_sysctl {
+    const char *path;       // relative to /proc/sys, e.g. "net/ipv4/ip_forward"
+    const char *value;
+};
+
+struct bh_plan {
+    // Stage 1 (namespaces). It joins, unshares, then clones the container process (stage 2).
+    int sync_fd;                    // SOCK_SEQPACKET to the runtime; messages are struct bh_msg
+    int join_fds[8];                // namespaces to join (user first), opened by the runtime
+    int join_types[8];              // CLONE_NEW* of each
+    int njoin;
+    int new_user;                   // create a user namespace; the runtime writes its id maps
+    int unshare_flags;              // other CLONE_NEW* to create in stage 1 (not user, not cgroup)
+    int new_cgroup;                 // stage 2 unshares CLONE_NEWCGROUP once placed in its cgroup
+    const char *timens_offsets;     // written to /proc/self/timens_offsets, or NULL
+
+    // Stage 2: the root filesystem.
+    const char *rootfs;             // absolute host path
+    uint64_t root_propagation;      // MS_* applied recursively to / before anything (default MS_SLAVE)
+    uint64_t rootfs_propagation;    // applied to the new / after pivot_root, or 0
+    int no_pivot;                   // chroot instead of pivot_root (--no-pivot)
+    int readonly_root;
+    const struct bh_op *ops;
+    int nops;
+    const struct bh_sysctl *sysctls;
+    int nsysctls;
+    const char *hostname;           // NULL: leave
+    const char *domainname;
+
+    // Stage 2: the process.
+    const char *const *argv;
+    const char *const *envp;
+    const char *path_env;           // the PATH to search argv[0] in (inside the container)
+    const char *cwd;
+    uint32_t uid, gid;
+    const uint32_t *groups;
+    int ngroups;
+    int set_groups;                 // 0 when setgroups is denied (user namespace without mapping rights)
+    int umask;                      // -1: leave
+    const struct bh_rlimit *rlimits;
+    int nrlimits;
+    int oom_score_adj_set;
+    int oom_score_adj;
+    int set_caps;                   // apply the five sets below
+    uint64_t cap_bounding, cap_effective, cap_permitted, cap_inheritable, cap_ambient;
+    int last_cap;                   // highest capability number the kernel knows
+    int no_new_privs;
+    int terminal;                   // make a pty; send its master through console_fd
+    int console_fd;                 // a connected unix socket, or -1
+    uint16_t console_rows, console_cols;
+    int preserve_fds;               // fds 3 .. 3+n-1 stay open in the container
+    int fifo_dirfd;                 // the state directory; stage 2 blocks opening exec.fifo in it
+    const char *fifo_name;
+    int new_keyring;                // join a new session keyring (runc's default; --no-new-keyring)
+};
+
+// Messages between the runtime and the child on plan.sync_fd.
+enum bh_msg_type {
+    BH_MSG_GO = 1,          // runtime -> stage 1: you are in your cgroup, go on
+    BH_MSG_USERMAP = 2,     // stage 1 -> runtime: write my uid_map/gid_map now
+    BH_MSG_USERMAP_DONE = 3,// runtime -> stage 1
+    BH_MSG_PID = 4,         // stage 1 -> runtime: the container process is `value`
+    BH_MSG_READY = 5,       // stage 2 -> runtime: built, waiting for start
+    BH_MSG_ERROR = 6,       // child -> runtime: `text` failed with errno `err`
+};
+
+struct bh_msg {
+    int32_t type;
+    int32_t err;
+    int64_t value;
+    char text[1024];
+};
+
+// Clones stage 1, which runs `plan` and never returns. Returns its pid, or -1 with errno.
+pid_t bh_spawn_container(const struct bh_plan *plan);
+
+// ---- Syscalls and constants Swift cannot call or import ----------------------------------------
+
+int bh_pidfd_open(pid_t pid);
+int bh_pidfd_send_signal(int pidfd, int sig);
+int bh_set_child_subreaper(void);
+int bh_close_range_cloexec(unsigned int first);
+int bh_set_cloexec(int fd, int on);
+int bh_send_fd(int sock, int fd, const char *name);
+int bh_recv_fd(int sock);
+int bh_tiocgwinsz(int fd, uint16_t *rows, uint16_t *cols);
+int bh_tiocswinsz(int fd, uint16_t rows, uint16_t cols);
+int bh_fcntl_setfl(int fd, int flags);
+int bh_fcntl_getfl(int fd);
+int bh_flock(int fd, int op);
+// A signalfd for `mask` (close-on-exec), and the number of the next signal read from it (-1 on error).
+int bh_signalfd_all_catchable(void);
+int bh_read_signal(int fd);
+// Blocks every catchable signal (they are read from a signalfd instead) / restores the mask.
+int bh_block_catchable_signals(void);
+int bh_unblock_signals(void);
+
+// Constants the Glibc module does not export without _GNU_SOURCE.
+#define BH_O_PATH 010000000

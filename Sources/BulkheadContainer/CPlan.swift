@@ -1,0 +1,124 @@
+import BulkheadLinux
+import CBulkhead
+import Glibc
+
+/// The plan laid out as the C child reads it: a struct bh_plan whose strings and arrays live in
+/// malloc'd memory owned by this object. The clone copies the address space, so the child reads
+/// the same pointers without allocating.
+final class CPlan {
+    private var allocations: [UnsafeMutableRawPointer] = []
+    private(set) var plan = bh_plan()
+
+    init(_ p: ContainerPlan, syncFd: Int32, fifoDirfd: Int32, consoleFd: Int32, joinFds: [Int32],
+         newKeyring: Bool) {
+        plan.sync_fd = syncFd
+        withUnsafeMutableBytes(of: &plan.join_fds) { fds in
+            withUnsafeMutableBytes(of: &plan.join_types) { types in
+                for (i, fd) in joinFds.prefix(8).enumerated() {
+                    fds.storeBytes(of: fd, toByteOffset: i * 4, as: Int32.self)
+                    types.storeBytes(of: p.joinNamespaces[i].type, toByteOffset: i * 4, as: Int32.self)
+                }
+            }
+        }
+        plan.njoin = Int32(min(joinFds.count, 8))
+        plan.new_user = p.newUser ? 1 : 0
+        plan.unshare_flags = p.unshareFlags
+        plan.new_cgroup = p.newCgroup ? 1 : 0
+        plan.timens_offsets = string(p.timensOffsets)
+        plan.rootfs = string(p.rootfs)
+        plan.root_propagation = UInt64(p.rootPropagation)
+        plan.rootfs_propagation = UInt64(p.rootfsPropagation)
+        plan.no_pivot = p.noPivot ? 1 : 0
+        plan.readonly_root = p.readonlyRoot ? 1 : 0
+
+        let ops = array(of: bh_op.self, count: p.steps.count)
+        for (i, step) in p.steps.enumerated() {
+            var op = bh_op()
+            op.kind = step.kind
+            op.mode = step.mode
+            op.flags = UInt64(step.flags)
+            op.dev = step.device
+            op.uid = step.uid
+            op.gid = step.gid
+            op.remount_flags = UInt32(truncatingIfNeeded: step.remountFlags)
+            op.target_is_file = step.targetIsFile ? 1 : 0
+            op.source = string(step.source)
+            op.target = string(step.target)
+            op.fstype = string(step.fstype)
+            op.data = string(step.data)
+            ops[i] = op
+        }
+        plan.ops = UnsafePointer(ops)
+        plan.nops = Int32(p.steps.count)
+
+        let sysctls = array(of: bh_sysctl.self, count: p.sysctls.count)
+        for (i, s) in p.sysctls.enumerated() {
+            sysctls[i] = bh_sysctl(path: string(s.path), value: string(s.value))
+        }
+        plan.sysctls = UnsafePointer(sysctls)
+        plan.nsysctls = Int32(p.sysctls.count)
+        plan.hostname = string(p.hostname)
+        plan.domainname = string(p.domainname)
+
+        plan.argv = stringArray(p.args)
+        plan.envp = stringArray(p.env)
+        plan.path_env = string(p.pathEnv)
+        plan.cwd = string(p.cwd)
+        plan.uid = p.uid
+        plan.gid = p.gid
+        let groups = array(of: UInt32.self, count: p.groups.count)
+        for (i, g) in p.groups.enumerated() { groups[i] = g }
+        plan.groups = UnsafePointer(groups)
+        plan.ngroups = Int32(p.groups.count)
+        plan.set_groups = 1
+        plan.umask = p.umask
+        let rlimits = array(of: bh_rlimit.self, count: p.rlimits.count)
+        for (i, r) in p.rlimits.enumerated() { rlimits[i] = bh_rlimit(resource: r.resource, soft: r.soft, hard: r.hard) }
+        plan.rlimits = UnsafePointer(rlimits)
+        plan.nrlimits = Int32(p.rlimits.count)
+        plan.oom_score_adj_set = p.oomScoreAdj == nil ? 0 : 1
+        plan.oom_score_adj = p.oomScoreAdj ?? 0
+        if let caps = p.capabilities {
+            plan.set_caps = 1
+            plan.cap_bounding = caps.bounding
+            plan.cap_effective = caps.effective
+            plan.cap_permitted = caps.permitted
+            plan.cap_inheritable = caps.inheritable
+            plan.cap_ambient = caps.ambient
+        }
+        plan.last_cap = LinuxProcess.lastCapability()
+        plan.no_new_privs = p.noNewPrivileges ? 1 : 0
+        plan.terminal = p.terminal ? 1 : 0
+        plan.console_fd = consoleFd
+        plan.console_rows = p.consoleSize.rows
+        plan.console_cols = p.consoleSize.cols
+        plan.preserve_fds = p.preserveFds
+        plan.fifo_dirfd = fifoDirfd
+        plan.fifo_name = string("exec.fifo")
+        plan.new_keyring = newKeyring ? 1 : 0
+    }
+
+    deinit {
+        for a in allocations { free(a) }
+    }
+
+    private func string(_ s: String?) -> UnsafePointer<CChar>? {
+        guard let s, let copy = strdup(s) else { return nil }
+        allocations.append(UnsafeMutableRawPointer(copy))
+        return UnsafePointer(copy)
+    }
+
+    private func array<T>(of: T.Type, count: Int) -> UnsafeMutablePointer<T> {
+        let raw = calloc(max(count, 1), MemoryLayout<T>.stride)!
+        allocations.append(raw)
+        return raw.bindMemory(to: T.self, capacity: max(count, 1))
+    }
+
+    /// A NULL-terminated array of C strings, as execve takes.
+    private func stringArray(_ strings: [String]) -> UnsafePointer<UnsafePointer<CChar>?> {
+        let list = array(of: UnsafePointer<CChar>?.self, count: strings.count + 1)
+        for (i, s) in strings.enumerated() { list[i] = string(s) }
+        list[strings.count] = nil
+        return UnsafePointer(list)
+    }
+}

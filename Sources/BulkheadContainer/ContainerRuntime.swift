@@ -1,0 +1,415 @@
+import BulkheadLinux
+import BulkheadOCI
+import CBulkhead
+import FoundationEssentials
+import Glibc
+
+/// Where a container's cgroup is, and which of its directories `create` made (those `delete`
+/// removes).
+public struct CgroupRecord: Codable, Sendable {
+    public var path: String
+    public var createdDirectories: [String]
+}
+
+/// What `create` takes besides config.json: runc's `create` flags.
+public struct CreateRequest: Sendable {
+    public var id: String
+    public var bundle: String
+    public var pidFile: String?
+    public var consoleSocket: String?
+    public var noPivot = false
+    public var noNewKeyring = false
+    public var preserveFds: Int32 = 0
+
+    public init(id: String, bundle: String, pidFile: String? = nil, consoleSocket: String? = nil,
+                noPivot: Bool = false, noNewKeyring: Bool = false, preserveFds: Int32 = 0) {
+        self.id = id
+        self.bundle = bundle
+        self.pidFile = pidFile
+        self.consoleSocket = consoleSocket
+        self.noPivot = noPivot
+        self.noNewKeyring = noNewKeyring
+        self.preserveFds = preserveFds
+    }
+}
+
+/// A container's state as `state` and `list` show it: the spec's fields plus runc's extras.
+public struct ContainerState: Codable, Sendable {
+    public var ociVersion: String
+    public var id: String
+    public var pid: Int32
+    public var status: ContainerStatus
+    public var bundle: String
+    public var rootfs: String
+    public var created: String
+    public var owner: String
+    public var annotations: [String: String]?
+}
+
+/// The container engine: config.json in a bundle -> a process in its namespaces and cgroups,
+/// and the lifecycle around it (create, start, state, kill, delete), as the runtime spec defines.
+public struct ContainerRuntime {
+    public let store: StateStore
+
+    public init(root: String) {
+        store = StateStore(root: root)
+    }
+
+    // MARK: create
+
+    /// Builds the container and leaves its process waiting for `start`. On failure nothing is
+    /// left behind: no process, cgroup, mount (they die with the child's mount namespace) or
+    /// state directory. Returns the container's pid.
+    @discardableResult
+    public func create(_ request: CreateRequest) throws(RuntimeError) -> Int32 {
+        try create(request, lock: store.reserve(request.id)).pid
+    }
+
+    /// The container process, when it is this process's child (as `run` needs).
+    struct Created {
+        var pid: Int32
+        var record: ContainerRecord
+    }
+
+    func create(_ request: CreateRequest, lock: ContainerLock) throws(RuntimeError) -> Created {
+        let id = request.id
+        var cleanup: [() -> Void] = [{ try? store.remove(id) }]
+        func undo() { for step in cleanup.reversed() { step() } }
+
+        do throws(RuntimeError) {
+            let bundle = Files.absolute(request.bundle, relativeTo: Files.currentDirectory())
+            let spec: Spec
+            do {
+                spec = try Spec.load(bundle: bundle)
+                try spec.validate(forCreate: true)
+            } catch {
+                throw RuntimeError("\(error)")
+            }
+            if spec.process?.terminal == true && request.consoleSocket == nil {
+                throw RuntimeError("config.json: process.terminal is true: a --console-socket is required to receive the terminal")
+            }
+            if spec.process?.terminal != true && request.consoleSocket != nil {
+                throw RuntimeError("--console-socket given but config.json: process.terminal is false")
+            }
+
+            // The cgroup first: the child is placed in it before it creates anything.
+            let hierarchies = try cgroupHierarchies()
+            var cgroup: Cgroup
+            do {
+                cgroup = try Cgroup(cgroupsPath: spec.linux?.cgroupsPath, containerID: id, hierarchies: hierarchies)
+                try cgroup.create(resources: spec.linux?.resources)
+            } catch {
+                throw RuntimeError("cgroup: \(error)")
+            }
+            let createdCgroup = cgroup
+            cleanup.append { _ = try? createdCgroup.remove() }
+
+            let plan = try ContainerPlan(spec: spec, bundle: bundle,
+                                         options: .init(noPivot: request.noPivot, preserveFds: request.preserveFds),
+                                         cgroup: cgroup)
+
+            if mkfifo(store.fifoPath(id), 0o600) != 0 {
+                throw RuntimeError("\(SystemError("mkfifo", path: store.fifoPath(id)))")
+            }
+            let pid = try spawn(plan: plan, id: id, request: request, cgroup: cgroup, cleanup: &cleanup)
+
+            guard let stat = LinuxProcess.stat(pid) else {
+                throw RuntimeError("container process \(pid) exited during create")
+            }
+            let record = ContainerRecord(
+                id: id, bundle: bundle, rootfs: plan.rootfs, pid: pid, startTime: stat.startTime,
+                created: Timestamp.now(), owner: Self.userName(getuid()), annotations: spec.annotations,
+                cgroup: CgroupRecord(path: cgroup.path, createdDirectories: cgroup.createdDirectories))
+            try store.write(record)
+            if let pidFile = request.pidFile {
+                let path = Files.absolute(pidFile, relativeTo: Files.currentDirectory())
+                do {
+                    try Files.writeAtomically(path, Array("\(pid)".utf8), mode: 0o644)
+                } catch {
+                    throw RuntimeError("cannot write pid file: \(error)")
+                }
+            }
+            return Created(pid: pid, record: record)
+        } catch {
+            undo()
+            throw error
+        }
+    }
+
+    func cgroupHierarchies() throws(RuntimeError) -> CgroupHierarchies {
+        do {
+            return try CgroupHierarchies.detect()
+        } catch {
+            throw RuntimeError("cgroup: \(error)")
+        }
+    }
+
+    /// Clones the child, answers its requests (cgroup placement, id maps) and waits until it
+    /// is built and blocked on the exec fifo. Returns the container process's pid.
+    private func spawn(plan: ContainerPlan, id: String, request: CreateRequest, cgroup: Cgroup,
+                       cleanup: inout [() -> Void]) throws(RuntimeError) -> Int32 {
+        var pair: [Int32] = [0, 0]
+        if socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) != 0 {
+            throw RuntimeError("\(SystemError("socketpair"))")
+        }
+        let (parentEnd, childEnd) = (pair[0], pair[1])
+        defer { close(parentEnd) }
+        var childFds: [Int32] = [childEnd]
+        defer { for fd in childFds { close(fd) } }
+
+        // Descriptors the child uses must not sit where preserved fds go (3 ..< 3+n).
+        let minimumFd = 3 + request.preserveFds
+        func lift(_ fd: Int32) -> Int32 {
+            if fd >= minimumFd { return fd }
+            let moved = fcntl(fd, F_DUPFD_CLOEXEC, minimumFd)
+            close(fd)
+            return moved
+        }
+        let syncFd = lift(childEnd)
+        childFds[0] = syncFd
+
+        let dirfd = lift(open(store.directory(id), BH_O_PATH | O_DIRECTORY | O_CLOEXEC))
+        if dirfd < 0 { throw RuntimeError("\(SystemError("open", path: store.directory(id)))") }
+        childFds.append(dirfd)
+
+        var consoleFd: Int32 = -1
+        if let socketPath = request.consoleSocket {
+            do { consoleFd = lift(try UnixSocket.connect(socketPath)) } catch { throw RuntimeError("--console-socket: \(error)") }
+            childFds.append(consoleFd)
+        }
+        var joinFds: [Int32] = []
+        for ns in plan.joinNamespaces {
+            let fd = open(ns.path, O_RDONLY | O_CLOEXEC)
+            if fd < 0 { throw RuntimeError("config.json: linux.namespaces: \(SystemError("open", path: ns.path))") }
+            joinFds.append(lift(fd))
+            childFds.append(joinFds.last!)
+        }
+
+        let cplan = CPlan(plan, syncFd: syncFd, fifoDirfd: dirfd, consoleFd: consoleFd, joinFds: joinFds,
+                          newKeyring: !request.noNewKeyring)
+        var cPlanValue = cplan.plan
+        let stage1 = bh_spawn_container(&cPlanValue)
+        if stage1 < 0 { throw RuntimeError("\(SystemError("clone"))") }
+        var stage1Reaped = false
+        var containerPid: Int32 = 0
+        let killChildren = {
+            Glibc.kill(stage1, SIGKILL)
+            if !stage1Reaped { var status: Int32 = 0; _ = retryingEINTR { waitpid(stage1, &status, 0) } }
+            if containerPid > 0 {
+                Glibc.kill(containerPid, SIGKILL)
+                var status: Int32 = 0
+                _ = retryingEINTR { waitpid(containerPid, &status, 0) }
+            }
+        }
+        // The child holds its own copies now.
+        for fd in childFds { close(fd) }
+        childFds = []
+
+        do throws(RuntimeError) {
+            do {
+                try cgroup.addProcess(stage1)
+            } catch {
+                throw RuntimeError("cgroup: \(error)")
+            }
+            try send(parentEnd, BH_MSG_GO)
+            while true {
+                let message = try receive(parentEnd)
+                switch bh_msg_type(UInt32(message.type)) {
+                case BH_MSG_USERMAP:
+                    try writeIDMaps(pid: stage1, plan: plan)
+                    try send(parentEnd, BH_MSG_USERMAP_DONE)
+                case BH_MSG_PID:
+                    containerPid = Int32(message.value)
+                    var status: Int32 = 0
+                    _ = retryingEINTR { waitpid(stage1, &status, 0) }
+                    stage1Reaped = true
+                case BH_MSG_READY:
+                    return containerPid
+                case BH_MSG_ERROR:
+                    let text = withUnsafeBytes(of: message.text) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                    throw RuntimeError("container init: \(text): \(errnoText(message.err))")
+                default:
+                    throw RuntimeError("container init: unexpected message \(message.type)")
+                }
+            }
+        } catch {
+            killChildren()
+            throw error
+        }
+    }
+
+    private func send(_ fd: Int32, _ type: bh_msg_type) throws(RuntimeError) {
+        var message = bh_msg()
+        message.type = Int32(type.rawValue)
+        let n = withUnsafeBytes(of: &message) { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        if n != MemoryLayout<bh_msg>.size { throw RuntimeError("container init exited early") }
+    }
+
+    private func receive(_ fd: Int32) throws(RuntimeError) -> bh_msg {
+        var message = bh_msg()
+        let n = withUnsafeMutableBytes(of: &message) { buffer in
+            var r: Int
+            repeat { r = recv(fd, buffer.baseAddress, buffer.count, 0) } while r < 0 && errno == EINTR
+            return r
+        }
+        if n != MemoryLayout<bh_msg>.size { throw RuntimeError("container init exited before it was ready") }
+        return message
+    }
+
+    private func writeIDMaps(pid: Int32, plan: ContainerPlan) throws(RuntimeError) {
+        func text(_ mappings: [IDMapping]) -> String {
+            mappings.map { "\($0.containerID) \($0.hostID) \($0.size)\n" }.joined()
+        }
+        do {
+            try Files.write("/proc/\(pid)/uid_map", text(plan.userMappings.uid))
+            try Files.write("/proc/\(pid)/gid_map", text(plan.userMappings.gid))
+        } catch {
+            throw RuntimeError("config.json: linux.uidMappings/gidMappings: \(error)")
+        }
+    }
+
+    // MARK: start, state, kill, delete
+
+    /// Lets the created container's process exec the user's program.
+    public func start(_ id: String) throws(RuntimeError) {
+        let lock = try store.lock(id)
+        defer { withExtendedLifetime(lock) {} }
+        let (record, status) = try current(id)
+        guard status == .created, let record else {
+            throw RuntimeError("cannot start container \"\(id)\": it is \(status.rawValue), not created")
+        }
+        try releaseFromFifo(record)
+    }
+
+    /// Opens the exec fifo for reading: the container's blocked open completes, it writes a byte
+    /// and execs. Waits for that byte or for the process to die.
+    func releaseFromFifo(_ record: ContainerRecord) throws(RuntimeError) {
+        let path = store.fifoPath(record.id)
+        let fifo = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        if fifo < 0 { throw RuntimeError("cannot start container \"\(record.id)\": \(SystemError("open", path: path))") }
+        defer { close(fifo) }
+        let pidfd = bh_pidfd_open(record.pid)
+        defer { if pidfd >= 0 { close(pidfd) } }
+        var fds = [pollfd(fd: fifo, events: Int16(POLLIN), revents: 0), pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)]
+        while true {
+            let r = retryingEINTR { poll(&fds, pidfd >= 0 ? 2 : 1, 1000) }
+            if r < 0 { throw RuntimeError("\(SystemError("poll", path: path))") }
+            if fds[0].revents & Int16(POLLIN) != 0 {
+                var byte: UInt8 = 0
+                if read(fifo, &byte, 1) == 1 { break }
+            }
+            if (pidfd >= 0 && fds[1].revents != 0) || !LinuxProcess.isRunning(record.pid, startTime: record.startTime) {
+                throw RuntimeError("cannot start container \"\(record.id)\": its process exited before start")
+            }
+        }
+        unlink(path)
+    }
+
+    /// The record and the live status: running while the process lives, created until the
+    /// fifo is consumed, stopped once it exited; creating before the record is written.
+    func current(_ id: String) throws(RuntimeError) -> (ContainerRecord?, ContainerStatus) {
+        guard let record = try store.read(id) else { return (nil, .creating) }
+        guard LinuxProcess.isRunning(record.pid, startTime: record.startTime) else { return (record, .stopped) }
+        if Files.exists(store.fifoPath(id)) { return (record, .created) }
+        return (record, .running)
+    }
+
+    public func state(_ id: String) throws(RuntimeError) -> ContainerState {
+        try StateStore.validate(id: id)
+        guard Files.exists(store.directory(id)) else { throw RuntimeError("container \"\(id)\" does not exist") }
+        let (record, status) = try current(id)
+        guard let record else {
+            return ContainerState(ociVersion: Spec.version, id: id, pid: 0, status: .creating, bundle: "", rootfs: "",
+                                  created: "", owner: "", annotations: nil)
+        }
+        return ContainerState(ociVersion: Spec.version, id: id, pid: status == .stopped ? 0 : record.pid, status: status,
+                              bundle: record.bundle, rootfs: record.rootfs, created: record.created, owner: record.owner,
+                              annotations: record.annotations)
+    }
+
+    public func list() -> [ContainerState] {
+        store.ids().compactMap { try? state($0) }
+    }
+
+    /// Sends `signal` to the container's process, or with `all` to every process in its cgroup.
+    public func kill(_ id: String, signal: Int32, all: Bool = false) throws(RuntimeError) {
+        let lock = try store.lock(id)
+        defer { withExtendedLifetime(lock) {} }
+        let (record, status) = try current(id)
+        guard let record, status == .created || status == .running || status == .paused else {
+            throw RuntimeError("cannot kill container \"\(id)\": it is \(status.rawValue)")
+        }
+        if all {
+            do {
+                try cgroup(of: record).killAll(signal: signal)
+            } catch {
+                throw RuntimeError("kill --all: \(error)")
+            }
+            return
+        }
+        do {
+            try LinuxProcess.signal(record.pid, startTime: record.startTime, signal)
+        } catch {
+            throw RuntimeError("cannot kill container \"\(id)\": \(error)")
+        }
+    }
+
+    func cgroup(of record: ContainerRecord) throws(RuntimeError) -> Cgroup {
+        Cgroup(path: record.cgroup.path, hierarchies: try cgroupHierarchies(),
+               createdDirectories: record.cgroup.createdDirectories)
+    }
+
+    /// Removes a stopped container (or, as runc does, a created one: its process never ran the
+    /// user's program). `force` kills a running one first.
+    public func delete(_ id: String, force: Bool = false) throws(RuntimeError) {
+        let lock = try store.lock(id)
+        defer { withExtendedLifetime(lock) {} }
+        let (record, status) = try current(id)
+        guard let record else {
+            // Left by a create that died: nothing runs, remove the directory.
+            try store.remove(id)
+            return
+        }
+        if status == .running || status == .paused {
+            guard force else {
+                throw RuntimeError("cannot delete container \"\(id)\" that is not stopped: \(status.rawValue) (use --force)")
+            }
+        }
+        let cgroup = try cgroup(of: record)
+        if status != .stopped {
+            try? cgroup.killAll(signal: SIGKILL)
+            try? LinuxProcess.signal(record.pid, startTime: record.startTime, SIGKILL)
+            _ = LinuxProcess.waitForExit(record.pid, startTime: record.startTime, timeoutMs: 10_000)
+        } else {
+            // The init exited; with a shared pid namespace its children may still run.
+            if let pids = try? cgroup.pids(), !pids.isEmpty { try? cgroup.killAll(signal: SIGKILL) }
+        }
+        do {
+            try cgroup.remove()
+        } catch {
+            throw RuntimeError("cannot remove cgroup of \"\(id)\": \(error)")
+        }
+        try store.remove(id)
+    }
+
+    /// Pids of every process in the container's cgroup.
+    public func pids(_ id: String) throws(RuntimeError) -> [Int32] {
+        try StateStore.validate(id: id)
+        guard let record = try store.read(id) else { throw RuntimeError("container \"\(id)\" does not exist") }
+        do {
+            return try cgroup(of: record).pids().sorted()
+        } catch {
+            throw RuntimeError("\(error)")
+        }
+    }
+
+    /// The name of `uid` from /etc/passwd. Not getpwuid: in a static binary it would dlopen NSS.
+    static func userName(_ uid: uid_t) -> String {
+        let passwd = (try? Files.readString("/etc/passwd")) ?? ""
+        for line in passwd.split(separator: "\n") {
+            let fields = line.split(separator: ":", omittingEmptySubsequences: false)
+            if fields.count > 2, fields[2] == "\(uid)" { return String(fields[0]) }
+        }
+        return "\(uid)"
+    }
+}
