@@ -60,6 +60,7 @@ public struct Cgroup: Sendable, Equatable {
             for setting in settings { try write(setting) }
         } catch {
             removeCreatedDirectories()
+            createdDirectories = []
             throw error
         }
     }
