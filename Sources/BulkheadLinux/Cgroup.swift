@@ -30,14 +30,14 @@ public struct Cgroup: Sendable, Equatable {
     /// The container's directory that holds `controller`'s files, or nil when the host lacks it.
     public func directory(of controller: String) -> String? {
         if controller == "cgroup" { return directories.last }
-        let version: CgroupVersion?
-        switch controller {
-        case "blkio", "io": version = hierarchies.version(of: "blkio") ?? hierarchies.version(of: "io")
-        default: version = hierarchies.version(of: controller)
+        // v1 calls block I/O "blkio" and v2 calls it "io"; either name finds it.
+        let names = controller == "blkio" || controller == "io" ? ["blkio", "io"] : [controller]
+        for name in names {
+            if let version = hierarchies.version(of: name), let mount = hierarchies.mountPoint(of: name, version: version) {
+                return mount + path
+            }
         }
-        guard let version else { return nil }
-        let name = controller == "io" || controller == "blkio" ? (version == .v1 ? "blkio" : "io") : controller
-        return hierarchies.mountPoint(of: name, version: version).map { $0 + path }
+        return nil
     }
 
     // MARK: create
@@ -60,6 +60,7 @@ public struct Cgroup: Sendable, Equatable {
             for setting in settings { try write(setting) }
         } catch {
             removeCreatedDirectories()
+            createdDirectories = []
             throw error
         }
     }

@@ -198,18 +198,21 @@ public enum CgroupSettings {
             add("shares", "cpu", v, v == .v1 ? "cpu.shares" : "cpu.weight",
                 String(v == .v1 ? shares : cpuWeight(shares: shares)))
         }
-        if cpu.quota != nil || cpu.period != nil {
-            let field = cpu.quota != nil ? "quota" : "period"
+        // 0 means unset for both, as in runc: a 0 period is invalid and a 0 quota would throttle all.
+        let quota = cpu.quota == 0 ? nil : cpu.quota
+        let period = cpu.period == 0 ? nil : cpu.period
+        if quota != nil || period != nil {
+            let field = quota != nil ? "quota" : "period"
             let v = try version("cpu", field)
             switch v {
             case .v1:
                 // The period first: the kernel checks a quota against the current period.
-                if let period = cpu.period, period != 0 { add("period", "cpu", v, "cpu.cfs_period_us", String(period)) }
-                if let quota = cpu.quota { add("quota", "cpu", v, "cpu.cfs_quota_us", quota <= 0 ? "-1" : String(quota)) }
+                if let period { add("period", "cpu", v, "cpu.cfs_period_us", String(period)) }
+                if let quota { add("quota", "cpu", v, "cpu.cfs_quota_us", quota < 0 ? "-1" : String(quota)) }
             case .v2:
-                let quotaText = (cpu.quota ?? -1) <= 0 ? "max" : String(cpu.quota!)
-                let value = cpu.period.map { "\(quotaText) \($0)" } ?? quotaText
-                add(field, "cpu", v, "cpu.max", value)
+                // cpu.max is "$QUOTA $PERIOD"; the quota alone leaves the period as it is.
+                let quotaText = quota.map { $0 < 0 ? "max" : String($0) } ?? "max"
+                add(field, "cpu", v, "cpu.max", period.map { "\(quotaText) \($0)" } ?? quotaText)
             }
         }
         if let burst = cpu.burst {

@@ -87,6 +87,9 @@ import Testing
         ]))
         #expect(same(try rows(Resources(cpu: .init(quota: 20_000)), CgroupFixtures.unified()),
                      [(.v2, "cpu", "cpu.max", "20000")]))
+        // 0 is "unset" for quota and period.
+        #expect(try rows(Resources(cpu: .init(quota: 0, period: 0)), CgroupFixtures.unified()).isEmpty)
+        #expect(try rows(Resources(cpu: .init(quota: 0, period: 0)), CgroupFixtures.legacy()).isEmpty)
     }
 
     @Test func swapRules() throws {
