@@ -12,14 +12,17 @@ final class CPlan {
     init(_ p: ContainerPlan, syncFd: Int32, fifoDirfd: Int32, consoleFd: Int32, joinFds: [Int32],
          newKeyring: Bool) {
         plan.sync_fd = syncFd
-        withUnsafeMutableBytes(of: &plan.join_fds) { fds in
-            withUnsafeMutableBytes(of: &plan.join_types) { types in
-                for (i, fd) in joinFds.prefix(8).enumerated() {
-                    fds.storeBytes(of: fd, toByteOffset: i * 4, as: Int32.self)
-                    types.storeBytes(of: p.joinNamespaces[i].type, toByteOffset: i * 4, as: Int32.self)
-                }
+        var fds = plan.join_fds, types = plan.join_types
+        withUnsafeMutableBytes(of: &fds) { raw in
+            for (i, fd) in joinFds.prefix(8).enumerated() { raw.storeBytes(of: fd, toByteOffset: i * 4, as: Int32.self) }
+        }
+        withUnsafeMutableBytes(of: &types) { raw in
+            for i in 0..<min(joinFds.count, 8) {
+                raw.storeBytes(of: p.joinNamespaces[i].type, toByteOffset: i * 4, as: Int32.self)
             }
         }
+        plan.join_fds = fds
+        plan.join_types = types
         plan.njoin = Int32(min(joinFds.count, 8))
         plan.new_user = p.newUser ? 1 : 0
         plan.unshare_flags = p.unshareFlags

@@ -72,6 +72,26 @@ public struct ContainerPlan {
         Device(type: "c", path: "/dev/tty", major: 5, minor: 0, fileMode: 0o666, uid: 0, gid: 0),
     ]
 
+    /// Device cgroup rules every container gets after its config's own (runc's list): mknod of
+    /// anything, and use of the default devices, ptys and /dev/net/tun.
+    public static func deviceRules(for spec: Spec) -> [Resources.DeviceCgroupRule] {
+        var rules = spec.linux?.resources?.devices ?? []
+        rules += [
+            .init(allow: true, type: "c", access: "m"), .init(allow: true, type: "b", access: "m"),
+        ]
+        rules += defaultDevices.map { .init(allow: true, type: $0.type, major: $0.major, minor: $0.minor, access: "rwm") }
+        rules += [
+            .init(allow: true, type: "c", major: 136, access: "rwm"),
+            .init(allow: true, type: "c", major: 5, minor: 2, access: "rwm"),
+            .init(allow: true, type: "c", major: 10, minor: 200, access: "rwm"),
+        ]
+        for device in spec.linux?.devices ?? [] {
+            let type = device.type == "u" ? "c" : device.type
+            rules.append(.init(allow: true, type: type, major: device.major, minor: device.minor, access: "rwm"))
+        }
+        return rules
+    }
+
     /// Builds the plan. `spec` must already be validated; `cgroup` is where the container lives
     /// (its directories are bind-mounted for a `cgroup` mount entry).
     public init(spec: Spec, bundle: String, options: Options, cgroup: Cgroup?) throws(RuntimeError) {

@@ -95,9 +95,11 @@ public struct ContainerRuntime {
             // The cgroup first: the child is placed in it before it creates anything.
             let hierarchies = try cgroupHierarchies()
             var cgroup: Cgroup
+            var resources = spec.linux?.resources ?? Resources()
+            resources.devices = ContainerPlan.deviceRules(for: spec)
             do {
                 cgroup = try Cgroup(cgroupsPath: spec.linux?.cgroupsPath, containerID: id, hierarchies: hierarchies)
-                try cgroup.create(resources: spec.linux?.resources)
+                try cgroup.create(resources: resources)
             } catch {
                 throw RuntimeError("cgroup: \(error)")
             }

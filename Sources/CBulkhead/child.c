@@ -356,8 +356,11 @@ static int set_capabilities(const struct bh_plan *p) {
     data[1].inheritable = (uint32_t)(p->cap_inheritable >> 32);
     if (syscall(SYS_capset, &hdr, data) < 0) return -1;
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL) return -1;
+    // The kernel only raises an ambient capability that is permitted and inheritable; runc
+    // skips the others (runc's default spec lists ambient ones without inheritable), so do we.
+    uint64_t ambient = p->cap_ambient & p->cap_permitted & p->cap_inheritable;
     for (int c = 0; c <= p->last_cap; c++) {
-        if (p->cap_ambient & (1ULL << c)) {
+        if (ambient & (1ULL << c)) {
             if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0) return -1;
         }
     }
