@@ -512,7 +512,32 @@ __attribute__((noreturn)) static void stage2(const struct bh_plan *p) {
     _exit(127);
 }
 
+// Closes every descriptor the child inherited but does not use: the runtime's own files (a
+// state-directory lock held open here would block `start` forever) must not reach the container.
+static void close_unneeded_fds(const struct bh_plan *p) {
+    int keep[16];
+    int n = 0;
+    keep[n++] = p->sync_fd;
+    if (p->fifo_dirfd >= 0) keep[n++] = p->fifo_dirfd;
+    if (p->console_fd >= 0) keep[n++] = p->console_fd;
+    for (int i = 0; i < p->njoin && n < 16; i++) keep[n++] = p->join_fds[i];
+    // Insertion sort: a handful of entries.
+    for (int i = 1; i < n; i++) {
+        int v = keep[i], j = i - 1;
+        while (j >= 0 && keep[j] > v) { keep[j + 1] = keep[j]; j--; }
+        keep[j + 1] = v;
+    }
+    unsigned int from = 3 + (unsigned int)p->preserve_fds;
+    for (int i = 0; i < n; i++) {
+        if (keep[i] < 0 || (unsigned int)keep[i] < from) continue;
+        if ((unsigned int)keep[i] > from) syscall(SYS_close_range, from, (unsigned int)keep[i] - 1, 0);
+        from = (unsigned int)keep[i] + 1;
+    }
+    syscall(SYS_close_range, from, ~0U, 0);
+}
+
 __attribute__((noreturn)) static void stage1(const struct bh_plan *p) {
+    close_unneeded_fds(p);
     // The runtime puts us in our cgroup first: everything we create inherits it.
     if (recv_msg(p->sync_fd, BH_MSG_GO) < 0) _exit(1);
     // Become our own process: the signal handlers are cleared by clone, the mask is not.
