@@ -25,6 +25,8 @@ let package = Package(
         .target(name: "BulkheadContainer", dependencies: ["BulkheadOCI", "BulkheadLinux", "CBulkhead"]),
         // runc's command line over the container engine.
         .target(name: "BulkheadRuntimeCLI", dependencies: ["BulkheadContainer", "BulkheadOCI", "BulkheadLinux"]),
+        // The microVM monitor: KVM VM and vCPUs, guest memory, x86-64 Linux boot, legacy devices.
+        .target(name: "BulkheadVMM", dependencies: ["CBulkhead"]),
         .executableTarget(
             name: "bulkhead-runtime",
             dependencies: ["BulkheadRuntimeCLI"],
@@ -33,6 +35,8 @@ let package = Package(
         .testTarget(name: "BulkheadOCITests", dependencies: ["BulkheadOCI"]),
         .testTarget(name: "BulkheadLinuxTests", dependencies: ["BulkheadLinux", "BulkheadOCI"]),
         .testTarget(name: "BulkheadContainerTests", dependencies: ["BulkheadContainer", "BulkheadOCI", "BulkheadLinux"]),
+        // Guests/ holds the C/assembly test guest that the tests compile with gcc at run time.
+        .testTarget(name: "BulkheadVMMTests", dependencies: ["BulkheadVMM"], exclude: ["Guests"]),
         .testTarget(
             name: "RuntimeIntegrationTests",
             dependencies: ["bulkhead-runtime", "BulkheadRuntimeCLI", "BulkheadLinux", "BulkheadOCI"]
