@@ -18,8 +18,8 @@ public final class KVMSystem {
     deinit { close(fd) }
 
     /// KVM_CHECK_EXTENSION: 0 when the capability is missing, else a capability-specific positive value.
-    public func checkExtension(_ capability: Int32) -> Int32 {
-        max(0, bh_kvm_ioctl_value(fd, BH_KVM_CHECK_EXTENSION, UInt(capability)))
+    public func checkExtension(_ capability: KVMCapability) -> Int32 {
+        max(0, bh_kvm_ioctl_value(fd, BH_KVM_CHECK_EXTENSION, UInt(capability.rawValue)))
     }
 
     /// Size of the shared kvm_run area each vCPU maps.
@@ -53,4 +53,15 @@ public final class KVMSystem {
         let vmFD = try check("KVM_CREATE_VM", bh_kvm_ioctl_value(fd, BH_KVM_CREATE_VM, 0))
         return VirtualMachine(fd: vmFD, vcpuMmapSize: try vcpuMmapSize())
     }
+}
+
+/// A KVM_CAP_* number for KVMSystem.checkExtension.
+public struct KVMCapability: Sendable, Equatable {
+    public let rawValue: Int32
+    public init(rawValue: Int32) { self.rawValue = rawValue }
+
+    public static let irqchip = KVMCapability(rawValue: BH_KVM_CAP_IRQCHIP)
+    public static let pit2 = KVMCapability(rawValue: BH_KVM_CAP_PIT2)
+    public static let userMemory = KVMCapability(rawValue: BH_KVM_CAP_USER_MEMORY)
+    public static let extendedCPUID = KVMCapability(rawValue: BH_KVM_CAP_EXT_CPUID)
 }

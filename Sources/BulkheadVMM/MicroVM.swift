@@ -73,4 +73,9 @@ public final class MicroVM {
 
     /// Runs the boot vCPU on the calling thread until the guest stops.
     public func run() -> VMExit { runLoop.run() }
+
+    /// Like `run()`, but returns `.stopped` after `timeoutSeconds` if the guest has not stopped by then.
+    public func run(timeoutSeconds: Double) throws(KVMError) -> VMExit {
+        try RunWatchdog.run(runLoop, seconds: timeoutSeconds)
+    }
 }

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/eventfd.h>  // irqfd/ioeventfd and the run watchdog; not in the Glibc module
 #include <sys/ioctl.h>
 
 // ioctl is variadic: Swift cannot call it directly.

@@ -1,0 +1,58 @@
+import Glibc
+import Testing
+@testable import BulkheadVMM
+
+/// Boots the freestanding test guest (Guests/) through the same path a vmlinux will take: ELF
+/// loader, zero page, page tables, long-mode vCPU at the 64-bit entry, COM1, i8042 reset.
+@Suite("Boot the test guest on /dev/kvm",
+       .enabled(if: kvmAvailable, "needs read-write /dev/kvm (CI runs as root with KVM)"),
+       .enabled(if: gccAvailable, "needs gcc and ld in PATH to compile the freestanding test guest"))
+struct BootGuestTests {
+    @Test func guestReadsE820AndCommandLineThenResets() throws {
+        let memorySize: UInt64 = 256 << 20
+        let commandLine = "console=ttyS0 bulkhead=1"
+        let vm = try MicroVM(MicroVMConfiguration(memorySize: memorySize, kernel: try buildBootGuest(), commandLine: commandLine))
+        #expect(vm.kernel.entry == 0x100000)
+        // The guest is tiny; 60 s only bounds a broken boot (kernel mode is very slow under PVM).
+        let exit = try vm.run(timeoutSeconds: 60)
+
+        let ram = vm.e820.filter { $0.kind == .ram }.reduce(UInt64(0)) { $0 + $1.size }
+        #expect(ram == 0x9fc00 + memorySize - 0x100000)
+        #expect(vm.serial.outputText == "E820 n=\(vm.e820.count) ram=\(ram)\nCMDLINE \(commandLine)\n")
+        // 0x9fc00 below the EBDA + 255 MiB from 1 MiB up.
+        #expect(vm.serial.outputText == "E820 n=2 ram=268041216\nCMDLINE console=ttyS0 bulkhead=1\n")
+        #expect(exit == .reset)
+        // One exit per output byte (plus polls of LSR) and the reset; nothing unclaimed.
+        #expect(vm.runLoop.statistics.unclaimedAccesses == 0)
+    }
+
+    @Test func truncatedGuestIsRefusedBeforeRunning() throws {
+        let image = try buildBootGuest()
+        #expect {
+            try MicroVM(MicroVMConfiguration(memorySize: 64 << 20, kernel: Array(image[0..<(image.count / 2)]),
+                                             commandLine: "console=ttyS0"))
+        } throws: { error in
+            guard case let .invalidELF(reason)? = error as? VMMError else { return false }
+            return reason.contains("runs past the end")
+        }
+    }
+
+    @Test func kvmReportsWhatTheVMMNeeds() throws {
+        let kvm = try KVMSystem()
+        for capability in [KVMCapability.irqchip, .pit2, .userMemory, .extendedCPUID] {
+            #expect(kvm.checkExtension(capability) > 0, "KVM_CAP \(capability.rawValue)")
+        }
+        #expect(try kvm.vcpuMmapSize() >= 4096)
+        let cpuid = try kvm.supportedCPUID()
+        #expect(cpuid.contains { $0.function == 0 })
+        let guest = GuestCPUID.forVCPU(cpuid, vcpuID: 0, vcpuCount: 1)
+        #expect(guest.first { $0.function == 1 }.map { $0.ecx & (1 << 31) != 0 } == true)
+    }
+
+    @Test func watchdogStopsASpinningGuest() throws {
+        // `jmp .` at the entry: the guest never exits on its own.
+        let image = makeELF(entry: 0x100000, segments: [(0x100000, [0xeb, 0xfe], 2)])
+        let vm = try MicroVM(MicroVMConfiguration(memorySize: 16 << 20, kernel: image, commandLine: ""))
+        #expect(try vm.run(timeoutSeconds: 0.5) == .stopped)
+    }
+}
