@@ -56,3 +56,34 @@ struct BootGuestTests {
         #expect(try vm.run(timeoutSeconds: 0.5) == .stopped)
     }
 }
+
+/// Hand-assembled guests, a few instructions each (kernel-mode code is slow under PVM).
+@Suite("Run loop exits on /dev/kvm", .enabled(if: kvmAvailable, "needs read-write /dev/kvm (CI runs as root with KVM)"))
+struct RunLoopExitTests {
+    func boot(_ code: [UInt8]) throws -> MicroVM {
+        try MicroVM(MicroVMConfiguration(memorySize: 16 << 20, kernel: makeELF(entry: 0x100000, segments: [
+            (0x100000, code, UInt64(code.count)),
+        ]), commandLine: ""))
+    }
+
+    static let serialOutAL: [UInt8] = [0x66, 0xba, 0xf8, 0x03, 0xee]  // mov dx, 0x3f8; out dx, al
+    static let resetViaI8042: [UInt8] = [0xb0, 0xfe, 0xe6, 0x64, 0xeb, 0xfe]  // mov al, 0xfe; out 0x64, al; jmp .
+
+    @Test func unclaimedMMIOAndPortReadsReturnAllOnes() throws {
+        var code: [UInt8] = [0xbb, 0x00, 0x00, 0x00, 0xd0, 0x8b, 0x03]  // mov ebx, 0xd0000000; mov eax, [rbx] (no RAM, no device)
+        for _ in 0..<4 { code += Self.serialOutAL + [0xc1, 0xe8, 0x08] }  // out al; shr eax, 8
+        code += [0xe4, 0x80] + Self.serialOutAL  // in al, 0x80 (no device); out al
+        code += Self.resetViaI8042
+        let vm = try boot(code)
+        #expect(try vm.run(timeoutSeconds: 60) == .reset)
+        #expect(vm.serial.output == [0xff, 0xff, 0xff, 0xff, 0xff])
+        #expect(vm.runLoop.statistics.mmioExits == 1)
+        #expect(vm.runLoop.statistics.unclaimedAccesses == 2)
+    }
+
+    @Test func faultWithoutIDTEndsAsTripleFault() throws {
+        let vm = try boot([0x0f, 0x0b])  // ud2 with an empty IDT: #UD -> #DF -> triple fault
+        let exit = try vm.run(timeoutSeconds: 60)
+        #expect(exit == .tripleFault)
+    }
+}
