@@ -17,7 +17,6 @@ enum RunWatchdog {
     }
 
     static func run(_ runLoop: VCPURunLoop, seconds: Double) throws(KVMError) -> VMExit {
-        VCPURunLoop.installKickSignalHandler()
         // An eventfd that the run thread signals when the run ends, so the watchdog wakes at once.
         let doneFD = try check("eventfd (watchdog)", eventfd(0, Int32(EFD_CLOEXEC)))
         defer { close(doneFD) }
@@ -42,12 +41,6 @@ enum RunWatchdog {
             unmanaged.release()
             throw KVMError("pthread_create (watchdog)", errno: created)
         }
-        // The kick signal must be deliverable on this thread, whatever mask the caller's thread pool set.
-        var kickSet = sigset_t(), previousMask = sigset_t()
-        sigemptyset(&kickSet)
-        sigaddset(&kickSet, VCPURunLoop.kickSignal)
-        pthread_sigmask(SIG_UNBLOCK, &kickSet, &previousMask)
-        defer { pthread_sigmask(SIG_SETMASK, &previousMask, nil) }
         let exit = runLoop.run()
         var one: UInt64 = 1
         _ = write(doneFD, &one, 8)

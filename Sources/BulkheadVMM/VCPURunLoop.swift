@@ -39,8 +39,19 @@ public final class VCPURunLoop {
         self.ports = ports
     }
 
+    /// Runs the vCPU on the calling thread until the guest stops or `stop(thread:)` is called.
     public func run() -> VMExit {
         let run = vcpu.run
+        bh_kvm_run_set_immediate_exit(run, 0)
+        // `stop` interrupts KVM_RUN with a signal, which only works if this thread can take it.
+        // Thread pools block nearly every signal (measured: Swift Testing's workers block SIGUSR2),
+        // so unblock the kick signal for the duration of the run.
+        VCPURunLoop.installKickSignalHandler()
+        var kickSet = sigset_t(), previousMask = sigset_t()
+        sigemptyset(&kickSet)
+        sigaddset(&kickSet, VCPURunLoop.kickSignal)
+        pthread_sigmask(SIG_UNBLOCK, &kickSet, &previousMask)
+        defer { pthread_sigmask(SIG_SETMASK, &previousMask, nil) }
         while true {
             if vcpu.runOnce() < 0 {
                 let e = errno
@@ -81,9 +92,9 @@ public final class VCPURunLoop {
         }
     }
 
-    /// Asks a run loop blocked in KVM_RUN on `thread` to return `.stopped`: sets immediate_exit and
-    /// signals the thread (the signal must have a handler installed without SA_RESTART; see
-    /// `VCPURunLoop.installKickSignalHandler`).
+    /// Asks the run loop running on `thread` to return `.stopped`: sets immediate_exit (seen at the
+    /// next KVM_RUN) and signals the thread (interrupts a KVM_RUN in progress with EINTR). A signal
+    /// can land between two KVM_RUN calls; callers repeat until `run` has returned.
     public func stop(thread: pthread_t, signal: Int32 = VCPURunLoop.kickSignal) {
         bh_kvm_run_set_immediate_exit(vcpu.run, 1)
         pthread_kill(thread, signal)
@@ -93,7 +104,7 @@ public final class VCPURunLoop {
     public static let kickSignal = SIGUSR2
 
     /// Installs a no-op handler for `kickSignal` (without SA_RESTART, so KVM_RUN returns EINTR).
-    public static func installKickSignalHandler() {
+    static func installKickSignalHandler() {
         var action = sigaction()
         action.__sigaction_handler.sa_handler = { _ in }
         sigemptyset(&action.sa_mask)
