@@ -30,7 +30,8 @@ public final class GuestMemory {
     }
 
     public func read(at address: UInt64, count: Int) throws(VMMError) -> [UInt8] {
-        try checkRange(address, length: UInt64(max(count, 0)))
+        guard count >= 0 else { throw .guestAddressOutOfRange(address: address, length: 0, memorySize: size) }
+        try checkRange(address, length: UInt64(count))
         return Array(UnsafeRawBufferPointer(start: hostAddress + Int(address), count: count))
     }
 

@@ -10,8 +10,9 @@ public final class KVMSystem {
         fd = try check("open \(path)", open(path, O_RDWR | O_CLOEXEC))
         let version = bh_kvm_ioctl_value(fd, BH_KVM_GET_API_VERSION, 0)
         guard version == BH_KVM_API_VERSION else {
+            let code = version < 0 ? errno : EINVAL
             close(fd)
-            throw KVMError("KVM_GET_API_VERSION returned \(version), want \(BH_KVM_API_VERSION)", errno: version < 0 ? errno : EINVAL)
+            throw KVMError("KVM_GET_API_VERSION returned \(version), want \(BH_KVM_API_VERSION)", errno: code)
         }
     }
 

@@ -60,7 +60,7 @@ public final class VCPU {
 
     /// KVM_SET_MSRS for (index, value) pairs; throws naming the first MSR KVM refused.
     public func setMSRs(_ msrs: [(index: UInt32, value: UInt64)]) throws(KVMError) {
-        precondition(msrs.count <= 32, "bh_kvm_set_msrs takes at most 32 MSRs")
+        guard msrs.count <= 32 else { throw KVMError("KVM_SET_MSRS with \(msrs.count) MSRs (at most 32)", errno: E2BIG) }
         let indices = msrs.map(\.index), values = msrs.map(\.value)
         let set = try check("KVM_SET_MSRS", bh_kvm_set_msrs(fd, indices, values, UInt32(msrs.count)))
         if Int(set) < msrs.count {

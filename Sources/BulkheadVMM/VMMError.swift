@@ -16,11 +16,14 @@ public struct KVMError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-/// Runs `body` (an ioctl or system call returning -1 on failure) and throws a KVMError that
-/// names `operation` when it fails. Returns the call's non-negative result.
+/// Checks the result of an ioctl or system call (-1 with errno on failure) and throws a KVMError
+/// naming `operation` when it failed. Returns the non-negative result.
 @discardableResult
 func check(_ operation: @autoclosure () -> String, _ result: Int32) throws(KVMError) -> Int32 {
-    if result < 0 { throw KVMError(operation(), errno: errno) }
+    if result < 0 {
+        let code = errno  // before building the message, which may allocate and clobber errno
+        throw KVMError(operation(), errno: code)
+    }
     return result
 }
 
