@@ -22,6 +22,8 @@ public final class MicroVM {
     public let memory: GuestMemory
     public let kernel: ELFKernel
     public let e820: [E820Entry]
+    /// Where the initrd was put in guest memory, if there is one.
+    public let initrd: (address: UInt64, size: UInt64)?
     public let serial = Serial8250()
     public let i8042 = I8042()
     public let vm: VirtualMachine
@@ -49,6 +51,7 @@ public final class MicroVM {
             try memory.write(initrd, at: address)
             ramdisk = (address, UInt64(initrd.count))
         }
+        initrd = ramdisk
         try kernel.load(into: memory)
         try LinuxBoot.writeBootStructures(memory: memory, commandLine: configuration.commandLine,
                                           e820: e820, ramdisk: ramdisk)

@@ -26,6 +26,23 @@ struct BootGuestTests {
         #expect(vm.runLoop.statistics.unclaimedAccesses == 0)
     }
 
+    @Test func guestFindsTheInitrd() throws {
+        let memorySize: UInt64 = 64 << 20
+        let initrd = Array("BULKHEAD-INITRD".utf8) + [0] + [UInt8](repeating: 0x42, count: 5000)
+        let vm = try MicroVM(MicroVMConfiguration(memorySize: memorySize, kernel: try buildBootGuest(),
+                                                  commandLine: "x", initrd: initrd))
+        // The highest page-aligned place in RAM.
+        let address = (memorySize - UInt64(initrd.count)) & ~0xfff
+        #expect(vm.initrd?.address == address && vm.initrd?.size == UInt64(initrd.count))
+        #expect(try vm.run(timeoutSeconds: 60) == .reset)
+        #expect(vm.serial.outputText == """
+            E820 n=2 ram=\(0x9fc00 + memorySize - 0x100000)
+            CMDLINE x
+            INITRD addr=\(address) size=\(initrd.count) data=BULKHEAD-INITRD
+
+            """)
+    }
+
     @Test func truncatedGuestIsRefusedBeforeRunning() throws {
         let image = try buildBootGuest()
         #expect {
