@@ -95,9 +95,9 @@ public final class VCPURunLoop {
     /// Asks the run loop running on `thread` to return `.stopped`: sets immediate_exit (seen at the
     /// next KVM_RUN) and signals the thread (interrupts a KVM_RUN in progress with EINTR). A signal
     /// can land between two KVM_RUN calls; callers repeat until `run` has returned.
-    public func stop(thread: pthread_t, signal: Int32 = VCPURunLoop.kickSignal) {
+    public func stop(thread: pthread_t) {
         bh_kvm_run_set_immediate_exit(vcpu.run, 1)
-        pthread_kill(thread, signal)
+        pthread_kill(thread, VCPURunLoop.kickSignal)
     }
 
     /// SIGUSR2 has no default use in the VMM; its handler does nothing but interrupt KVM_RUN.
