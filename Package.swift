@@ -32,6 +32,8 @@ let package = Package(
         .target(name: "BulkheadContainer", dependencies: ["BulkheadOCI", "BulkheadLinux", "CBulkhead"]),
         // runc's command line over the container engine.
         .target(name: "BulkheadRuntimeCLI", dependencies: ["BulkheadContainer", "BulkheadOCI", "BulkheadLinux"]),
+        // The microVM monitor: KVM VM and vCPUs, guest memory, x86-64 Linux boot, legacy devices.
+        .target(name: "BulkheadVMM", dependencies: ["CBulkhead"]),
         .executableTarget(
             name: "bulkhead-runtime",
             dependencies: ["BulkheadRuntimeCLI"],
@@ -41,6 +43,8 @@ let package = Package(
         .testTarget(name: "BulkheadOCITests", dependencies: ["BulkheadOCI"], exclude: ["Fixtures"]),
         .testTarget(name: "BulkheadLinuxTests", dependencies: ["BulkheadLinux", "BulkheadOCI"]),
         .testTarget(name: "BulkheadContainerTests", dependencies: ["BulkheadContainer", "BulkheadOCI", "BulkheadLinux"]),
+        // Guests/ holds the C/assembly test guest that the tests compile with gcc at run time.
+        .testTarget(name: "BulkheadVMMTests", dependencies: ["BulkheadVMM"], exclude: ["Guests"]),
         // Not a module dependency on the bulkhead-runtime executable: its -static-executable flag
         // would be applied to the test binary, which cannot link statically (no static Testing/XCTest
         // libraries; measured). `swift build --build-tests` still builds the binary; run it by path.

@@ -143,3 +143,4 @@ int bh_unblock_signals(void);
 
 // Constants the Glibc module does not export without _GNU_SOURCE.
 #define BH_O_PATH 010000000
+#include "cbulkhead_kvm.h"

@@ -1,0 +1,59 @@
+import Glibc
+
+/// Guest physical memory starting at guest physical address 0: one anonymous host mapping.
+///
+/// MAP_NORESERVE so a large guest costs only the pages it touches. Every access is bounds-checked
+/// against the mapping and returns an error for a bad address instead of faulting the VMM.
+public final class GuestMemory {
+    public let size: UInt64
+    /// Host address of guest physical address 0 (what KVM_SET_USER_MEMORY_REGION gets).
+    public let hostAddress: UnsafeMutableRawPointer
+
+    public init(size: UInt64) throws {
+        guard size > 0, size % 4096 == 0, size <= UInt64(Int.max) else {
+            throw VMMError.invalidConfiguration("guest memory size \(size) must be a positive multiple of 4096")
+        }
+        let p = mmap(nil, Int(size), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        guard let p, p != MAP_FAILED else { throw KVMError("mmap guest memory of \(size) bytes", errno: errno) }
+        self.size = size
+        self.hostAddress = p
+    }
+
+    deinit { munmap(hostAddress, Int(size)) }
+
+    /// Throws unless [address, address+length) lies inside guest memory (overflow-safe).
+    public func checkRange(_ address: UInt64, length: UInt64) throws(VMMError) {
+        let (end, overflow) = address.addingReportingOverflow(length)
+        guard !overflow, end <= size else {
+            throw .guestAddressOutOfRange(address: address, length: length, memorySize: size)
+        }
+    }
+
+    public func read(at address: UInt64, count: Int) throws(VMMError) -> [UInt8] {
+        guard count >= 0 else { throw .guestAddressOutOfRange(address: address, length: 0, memorySize: size) }
+        try checkRange(address, length: UInt64(count))
+        return Array(UnsafeRawBufferPointer(start: hostAddress + Int(address), count: count))
+    }
+
+    public func write<Bytes: Collection>(_ bytes: Bytes, at address: UInt64) throws(VMMError) where Bytes.Element == UInt8 {
+        try checkRange(address, length: UInt64(bytes.count))
+        let target = UnsafeMutableRawBufferPointer(start: hostAddress + Int(address), count: bytes.count)
+        _ = target.initializeMemory(as: UInt8.self, from: bytes)
+    }
+
+    public func fill(_ byte: UInt8, at address: UInt64, count: UInt64) throws(VMMError) {
+        try checkRange(address, length: count)
+        memset(hostAddress + Int(address), Int32(byte), Int(count))
+    }
+
+    /// Little-endian integer loads and stores (x86 guests are little-endian; addresses may be unaligned).
+    public func load<T: FixedWidthInteger>(_: T.Type, at address: UInt64) throws(VMMError) -> T {
+        try checkRange(address, length: UInt64(MemoryLayout<T>.size))
+        return T(littleEndian: (hostAddress + Int(address)).loadUnaligned(as: T.self))
+    }
+
+    public func store<T: FixedWidthInteger>(_ value: T, at address: UInt64) throws(VMMError) {
+        try checkRange(address, length: UInt64(MemoryLayout<T>.size))
+        (hostAddress + Int(address)).storeBytes(of: value.littleEndian, as: T.self)
+    }
+}

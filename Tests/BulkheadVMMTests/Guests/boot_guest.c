@@ -1,0 +1,74 @@
+/* boot_guest.c — freestanding test guest for the VMM's Linux boot setup. It reads what a Linux
+ * kernel reads first from the zero page (the e820 memory map, the command line, the initrd), reports
+ * it on COM1, then resets the machine through the i8042. Kernel-mode code is very slow on a PVM host, so
+ * it touches only the few bytes it needs and does all output with port I/O (one exit per byte). */
+typedef unsigned long u64;
+typedef unsigned int u32;
+typedef unsigned short u16;
+typedef unsigned char u8;
+
+/* struct boot_params offsets (Documentation/arch/x86/zero-page.rst) */
+#define BP_EXT_CMD_LINE_PTR 0x0c8
+#define BP_E820_ENTRIES 0x1e8
+#define BP_EXT_RAMDISK_IMAGE 0x0c0
+#define BP_EXT_RAMDISK_SIZE 0x0c4
+#define BP_RAMDISK_IMAGE 0x218
+#define BP_RAMDISK_SIZE 0x21c
+#define BP_CMD_LINE_PTR 0x228
+#define BP_E820_TABLE 0x2d0
+#define E820_ENTRY_SIZE 20
+#define E820_RAM 1
+
+#define COM1 0x3f8
+#define COM1_LSR (COM1 + 5)
+#define LSR_THRE 0x20
+#define I8042_COMMAND 0x64
+#define I8042_RESET 0xfe
+
+static inline void outb(u16 port, u8 v) { __asm__ volatile("outb %0, %1" ::"a"(v), "Nd"(port)); }
+static inline u8 inb(u16 port) { u8 v; __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port)); return v; }
+
+/* Fields of the packed zero page, read at their byte offsets. */
+static u8 rd8(const volatile u8 *p) { return *p; }
+static u32 rd32(const volatile u8 *p) { return *(const volatile u32 *)p; }
+static u64 rd64(const volatile u8 *p) { return *(const volatile u64 *)p; }
+
+static void putc_(char c) {
+  while (!(inb(COM1_LSR) & LSR_THRE)) { }  /* a real UART may be busy; the VMM's never is */
+  outb(COM1, (u8)c);
+}
+static void puts_(const char *s) { while (*s) putc_(*s++); }
+static void putdec(u64 v) {
+  char digits[24];
+  int n = 0;
+  do { digits[n++] = (char)('0' + v % 10); v /= 10; } while (v);
+  while (n) putc_(digits[--n]);
+}
+
+__attribute__((noreturn)) void guest_main(const volatile u8 *boot_params) {
+  u32 entries = rd8(boot_params + BP_E820_ENTRIES);
+  u64 ram = 0;
+  for (u32 i = 0; i < entries && i < 128; i++) {
+    const volatile u8 *e = boot_params + BP_E820_TABLE + i * E820_ENTRY_SIZE;
+    if (rd32(e + 16) == E820_RAM) ram += rd64(e + 8);
+  }
+  puts_("E820 n="); putdec(entries); puts_(" ram="); putdec(ram); putc_('\n');
+
+  u64 cmdline = rd32(boot_params + BP_CMD_LINE_PTR) | ((u64)rd32(boot_params + BP_EXT_CMD_LINE_PTR) << 32);
+  puts_("CMDLINE ");
+  if (cmdline) puts_((const char *)cmdline);  /* identity-mapped: physical == virtual */
+  putc_('\n');
+
+  /* Only with an initrd: where it is, how big, and its first bytes (up to 16, or a NUL). */
+  u64 initrd = rd32(boot_params + BP_RAMDISK_IMAGE) | ((u64)rd32(boot_params + BP_EXT_RAMDISK_IMAGE) << 32);
+  u64 initrd_size = rd32(boot_params + BP_RAMDISK_SIZE) | ((u64)rd32(boot_params + BP_EXT_RAMDISK_SIZE) << 32);
+  if (initrd_size) {
+    puts_("INITRD addr="); putdec(initrd); puts_(" size="); putdec(initrd_size); puts_(" data=");
+    const volatile char *data = (const volatile char *)initrd;
+    for (u64 i = 0; i < initrd_size && i < 16 && data[i]; i++) putc_(data[i]);
+    putc_('\n');
+  }
+
+  outb(I8042_COMMAND, I8042_RESET);
+  for (;;) __asm__ volatile("cli; hlt");
+}

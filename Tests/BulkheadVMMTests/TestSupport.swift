@@ -1,0 +1,72 @@
+import Glibc
+
+/// Why the KVM tests may not run: they need a read-write /dev/kvm.
+let kvmAvailable = access("/dev/kvm", R_OK | W_OK) == 0
+/// The test guest is compiled at run time.
+let gccAvailable = findInPath("gcc") != nil && findInPath("ld") != nil
+
+func findInPath(_ tool: String) -> String? {
+    let path = getenv("PATH").map { String(cString: $0) } ?? "/usr/bin:/bin"
+    for dir in path.split(separator: ":") {
+        let candidate = "\(dir)/\(tool)"
+        if access(candidate, X_OK) == 0 { return candidate }
+    }
+    return nil
+}
+
+struct ToolFailure: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// Runs a program (looked up in PATH) and waits; its output goes to the test log.
+func runTool(_ argv: [String]) throws {
+    var pid: pid_t = 0
+    let cArgs = argv.map { strdup($0) } + [nil]
+    defer { cArgs.forEach { free($0) } }
+    let spawned = posix_spawnp(&pid, argv[0], nil, nil, cArgs, environ)
+    guard spawned == 0 else { throw ToolFailure(description: "posix_spawnp \(argv[0]): errno \(spawned)") }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    // WIFEXITED && WEXITSTATUS == 0, spelled out: Swift cannot call the macros.
+    guard status & 0x7f == 0, (status >> 8) & 0xff == 0 else {
+        throw ToolFailure(description: "\(argv.joined(separator: " ")) failed with wait status \(status)")
+    }
+}
+
+func readFile(_ path: String) throws -> [UInt8] {
+    guard let f = fopen(path, "rb") else { throw ToolFailure(description: "fopen \(path): errno \(errno)") }
+    defer { fclose(f) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = fread(&chunk, 1, chunk.count, f)
+        if n == 0 { break }
+        bytes += chunk[0..<n]
+    }
+    return bytes
+}
+
+/// Directory of the guest sources, next to this file.
+let guestSourceDirectory: String = {
+    let file = #filePath
+    return String(file[..<file.lastIndex(of: "/")!]) + "/Guests"
+}()
+
+/// Compiles the boot test guest (Guests/boot_entry.S + boot_guest.c, linked at 1 MiB like a
+/// vmlinux) into an ELF in a fresh temporary directory and returns its bytes.
+func buildBootGuest() throws -> [UInt8] {
+    var template = Array("/tmp/bulkhead-vmm-guest-XXXXXX".utf8CString)
+    guard let dir = mkdtemp(&template) else { throw ToolFailure(description: "mkdtemp: errno \(errno)") }
+    let directory = String(cString: dir)
+    defer { try? runTool(["rm", "-rf", directory]) }
+    let elf = "\(directory)/boot_guest.elf"
+    try runTool([
+        "gcc", "-ffreestanding", "-nostdlib", "-mgeneral-regs-only", "-mno-red-zone", "-static", "-O2",
+        // Kernel-mode code at fixed addresses: no PIC/PIE, no stack protector (no TLS), no unwind tables.
+        "-fno-pic", "-fno-pie", "-no-pie", "-fno-stack-protector", "-fno-asynchronous-unwind-tables",
+        "-Wall", "-Wextra", "-Werror",
+        "-Wl,-T,\(guestSourceDirectory)/boot_guest.ld", "-Wl,--build-id=none", "-Wl,--no-warn-rwx-segments",
+        "-o", elf, "\(guestSourceDirectory)/boot_entry.S", "\(guestSourceDirectory)/boot_guest.c",
+    ])
+    return try readFile(elf)
+}
