@@ -49,12 +49,14 @@ public enum LinuxProcess {
         _ = bh_set_child_subreaper()
     }
 
-    /// Highest capability number this kernel knows.
-    public static func lastCapability() -> Int32 {
+    /// Highest capability number this kernel knows (read once).
+    public static func lastCapability() -> Int32 { lastCapabilityNumber }
+
+    private static let lastCapabilityNumber: Int32 = {
         if let text = try? Files.readString("/proc/sys/kernel/cap_last_cap"),
            let n = Int32(text.trimmingCharacters(in: " \n")) { return n }
         return 40
-    }
+    }()
 }
 
 extension String {

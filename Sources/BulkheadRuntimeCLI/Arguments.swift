@@ -2,7 +2,8 @@
 /// `--flag value`; flags stop at the first positional argument or at `--`.
 public struct Arguments: Equatable {
     public var values: [String: String] = [:]
-    public var switches: Set<String> = []
+    // An array, not a Set: a handful of entries, and hashing costs a static binary's start-up.
+    public var switches: [String] = []
     public var positional: [String] = []
 
     /// A flag a command takes: its names (without dashes) and whether it takes a value.
@@ -54,8 +55,8 @@ public struct Arguments: Equatable {
                     i += 1
                 }
             } else {
-                if let inlineValue, inlineValue == "false" { result.switches.remove(key); continue }
-                result.switches.insert(key)
+                if let inlineValue, inlineValue == "false" { result.switches.removeAll { $0 == key }; continue }
+                if !result.switches.contains(key) { result.switches.append(key) }
             }
         }
         return result

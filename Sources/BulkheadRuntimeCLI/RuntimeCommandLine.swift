@@ -54,11 +54,11 @@ public enum RuntimeCommandLine {
             }
             log = Log(path: global["log"], format: format, debug: global.has("debug"))
             if global.has("version") {
-                print("bulkhead-runtime version \(version)\nspec: \(Spec.version)")
+                output("bulkhead-runtime version \(version)\nspec: \(Spec.version)")
                 return 0
             }
             guard let command = global.positional.first, !global.has("help") else {
-                print(usage)
+                output(usage)
                 return global.has("help") ? 0 : 1
             }
             let rest = Array(global.positional.dropFirst())
@@ -91,7 +91,7 @@ public enum RuntimeCommandLine {
             try runtime.start(try oneID(try Arguments.parse(args, flags: []), command))
         case "state":
             let state = try runtime.state(try oneID(try Arguments.parse(args, flags: []), command))
-            print(try json(state, pretty: true))
+            output(try json(state, pretty: true))
         case "kill":
             let a = try Arguments.parse(args, flags: [.init("all", "a")])
             guard (1...2).contains(a.positional.count) else { throw RuntimeError("kill: expected ID [SIGNAL]") }
@@ -112,7 +112,7 @@ public enum RuntimeCommandLine {
             return try ps(runtime, id: id, format: a["format"] ?? "table", psArgs: Array(a.positional.dropFirst()))
         case "features":
             _ = try Arguments.parse(args, flags: [])
-            print(try json(features(), pretty: true))
+            output(try json(features(), pretty: true))
         default:
             throw RuntimeError("unknown command \"\(command)\"; see bulkhead-runtime --help")
         }
@@ -159,16 +159,16 @@ public enum RuntimeCommandLine {
 
     static func list(_ states: [ContainerState], format: String, quiet: Bool) throws {
         if quiet {
-            for s in states { print(s.id) }
+            for s in states { output(s.id) }
             return
         }
         switch format {
         case "json":
-            print(try json(states, pretty: false))
+            output(try json(states, pretty: false))
         case "table":
             let rows = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]]
                 + states.map { [$0.id, "\($0.pid)", $0.status.rawValue, $0.bundle, $0.created, $0.owner] }
-            print(table(rows), terminator: "")
+            output(table(rows), newline: false)
         default:
             throw RuntimeError("list: --format \"\(format)\" is not one of table, json")
         }
@@ -190,21 +190,21 @@ public enum RuntimeCommandLine {
         let pids = try runtime.pids(id)
         switch format {
         case "json":
-            print(try json(pids, pretty: false))
+            output(try json(pids, pretty: false))
             return 0
         case "table":
-            let output = try Subprocess.output(["ps"] + (psArgs.isEmpty ? ["-ef"] : psArgs))
-            var lines = output.split(separator: "\n", omittingEmptySubsequences: false)
+            let psOutput = try Subprocess.output(["ps"] + (psArgs.isEmpty ? ["-ef"] : psArgs))
+            var lines = psOutput.split(separator: "\n", omittingEmptySubsequences: false)
             guard let header = lines.first else { return 0 }
             guard let pidColumn = header.split(separator: " ").firstIndex(of: "PID") else {
                 throw RuntimeError("ps: the ps output has no PID column")
             }
-            print(header)
+            output(header)
             lines.removeFirst()
             let wanted = Set(pids)
             for line in lines {
                 let fields = line.split(separator: " ")
-                if fields.count > pidColumn, let pid = Int32(fields[pidColumn]), wanted.contains(pid) { print(line) }
+                if fields.count > pidColumn, let pid = Int32(fields[pidColumn]), wanted.contains(pid) { output(line) }
             }
             return 0
         default:
