@@ -43,6 +43,7 @@ let package = Package(
         .testTarget(name: "BulkheadOCITests", dependencies: ["BulkheadOCI"], exclude: ["Fixtures"]),
         .testTarget(name: "BulkheadLinuxTests", dependencies: ["BulkheadLinux", "BulkheadOCI"]),
         .testTarget(name: "BulkheadContainerTests", dependencies: ["BulkheadContainer", "BulkheadOCI", "BulkheadLinux"]),
+        .testTarget(name: "BulkheadRuntimeCLITests", dependencies: ["BulkheadRuntimeCLI"]),
         // Guests/ holds the C/assembly test guest that the tests compile with gcc at run time.
         .testTarget(name: "BulkheadVMMTests", dependencies: ["BulkheadVMM"], exclude: ["Guests"]),
         // Not a module dependency on the bulkhead-runtime executable: its -static-executable flag
