@@ -20,6 +20,9 @@ public struct CreateRequest: Sendable {
     public var noPivot = false
     public var noNewKeyring = false
     public var preserveFds: Int32 = 0
+    /// A connected socket of our own that receives the terminal (a foreground `run`), used when
+    /// config.json asks for a terminal and no --console-socket is given.
+    var terminalSocket: Int32?
 
     public init(id: String, bundle: String, pidFile: String? = nil, consoleSocket: String? = nil,
                 noPivot: Bool = false, noNewKeyring: Bool = false, preserveFds: Int32 = 0) {
@@ -85,7 +88,7 @@ public struct ContainerRuntime {
             } catch {
                 throw RuntimeError("\(error)")
             }
-            if spec.process?.terminal == true && request.consoleSocket == nil {
+            if spec.process?.terminal == true && request.consoleSocket == nil && request.terminalSocket == nil {
                 throw RuntimeError("config.json: process.terminal is true: a --console-socket is required to receive the terminal")
             }
             if spec.process?.terminal != true && request.consoleSocket != nil {
@@ -175,7 +178,10 @@ public struct ContainerRuntime {
         childFds.append(dirfd)
 
         var consoleFd: Int32 = -1
-        if let socketPath = request.consoleSocket {
+        if plan.terminal, request.consoleSocket == nil, let socket = request.terminalSocket {
+            consoleFd = lift(fcntl(socket, F_DUPFD_CLOEXEC, 0))
+            childFds.append(consoleFd)
+        } else if let socketPath = request.consoleSocket {
             do { consoleFd = lift(try UnixSocket.connect(socketPath)) } catch { throw RuntimeError("--console-socket: \(error)") }
             childFds.append(consoleFd)
         }

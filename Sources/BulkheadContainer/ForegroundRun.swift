@@ -4,13 +4,13 @@ import CBulkhead
 import Glibc
 
 extension ContainerRuntime {
-    /// `run`: create and start; in the foreground, forward signals to the container, wait for it
-    /// and delete it (unless `keep`), returning its exit status as a shell reports it (128+signal
-    /// when killed). Detached, return 0 once it runs.
+    /// `run`: create and start; in the foreground, forward signals to the container (and its
+    /// terminal to ours, when config.json asks for one and no --console-socket is given), wait for
+    /// it and delete it (unless `keep`), returning its exit status as a shell reports it
+    /// (128+signal when killed). Detached, return 0 once it runs.
     public func run(_ request: CreateRequest, detach: Bool, keep: Bool = false) throws(RuntimeError) -> Int32 {
         if detach {
-            let lock = try store.reserve(request.id)
-            let created = try create(request, lock: lock)
+            let created = try create(request, lock: try store.reserve(request.id))
             do {
                 try releaseFromFifo(created.record)
             } catch {
@@ -29,11 +29,23 @@ extension ContainerRuntime {
         if signals < 0 { throw RuntimeError("\(SystemError("signalfd"))") }
         defer { close(signals) }
 
-        let created: Created
-        do {
-            let lock = try store.reserve(request.id)
-            created = try create(request, lock: lock)
+        // Where the container's terminal arrives if it has one.
+        var pair: [Int32] = [-1, -1]
+        if socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) != 0 {
+            throw RuntimeError("\(SystemError("socketpair"))")
         }
+        defer { close(pair[0]); close(pair[1]) }
+        var request = request
+        request.terminalSocket = pair[1]
+
+        let created = try create(request, lock: try store.reserve(request.id))
+        var terminal: Int32 = -1
+        if request.consoleSocket == nil {
+            // The child sent the pty master before it reported ready, if it made one.
+            _ = bh_fcntl_setfl(pair[0], bh_fcntl_getfl(pair[0]) | O_NONBLOCK)
+            terminal = bh_recv_fd(pair[0])
+        }
+        defer { if terminal >= 0 { close(terminal) } }
         do {
             try releaseFromFifo(created.record)
         } catch {
@@ -41,7 +53,9 @@ extension ContainerRuntime {
             throw error
         }
 
-        let status = waitForContainer(pid: created.pid, signals: signals)
+        let status = terminal >= 0
+            ? TerminalProxy(master: terminal).run(container: created.pid, signals: signals)
+            : waitForContainer(pid: created.pid, signals: signals)
         if !keep { try delete(request.id, force: true) }
         return status
     }
@@ -49,19 +63,23 @@ extension ContainerRuntime {
     /// Waits for our child `pid`, forwarding signals to it and reaping every other child.
     func waitForContainer(pid: Int32, signals: Int32) -> Int32 {
         while true {
-            // Reap first: the child may have exited before we started to listen.
-            var status: Int32 = 0
-            while true {
-                let reaped = waitpid(-1, &status, WNOHANG)
-                if reaped <= 0 { break }
-                if reaped == pid {
-                    // Drain the rest of our children (orphans) that already exited.
-                    while waitpid(-1, nil, WNOHANG) > 0 {}
-                    return Self.shellStatus(status)
-                }
-            }
+            if let status = Self.reap(pid) { return status }
             let signal = bh_read_signal(signals)
             if signal > 0 && signal != SIGCHLD { Glibc.kill(pid, signal) }
+        }
+    }
+
+    /// Reaps every exited child; returns `pid`'s exit status once it is among them.
+    static func reap(_ pid: Int32) -> Int32? {
+        var status: Int32 = 0
+        while true {
+            let reaped = waitpid(-1, &status, WNOHANG)
+            if reaped <= 0 { return nil }
+            if reaped == pid {
+                // The rest of our children (orphans) that already exited.
+                while waitpid(-1, nil, WNOHANG) > 0 {}
+                return shellStatus(status)
+            }
         }
     }
 
@@ -70,5 +88,74 @@ extension ContainerRuntime {
         let signal = status & 0x7f
         if signal == 0 { return (status >> 8) & 0xff }
         return 128 + signal
+    }
+}
+
+/// Copies between our stdio and the container's pty while it runs: keystrokes in (stdin raw when
+/// it is a terminal), output out, window size changes across, other signals to the container.
+struct TerminalProxy {
+    let master: Int32
+
+    func run(container pid: Int32, signals: Int32) -> Int32 {
+        var saved = termios()
+        let stdinIsTerminal = isatty(0) == 1 && tcgetattr(0, &saved) == 0
+        if stdinIsTerminal {
+            var raw = saved
+            cfmakeraw(&raw)
+            tcsetattr(0, TCSANOW, &raw)
+            copyWindowSize()
+        }
+        defer { if stdinIsTerminal { tcsetattr(0, TCSANOW, &saved) } }
+
+        var stdinOpen = true
+        var buffer = [UInt8](repeating: 0, count: 16384)
+        while true {
+            var fds = [pollfd(fd: signals, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: master, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: stdinOpen ? 0 : -1, events: Int16(POLLIN), revents: 0)]
+            if retryingEINTR({ poll(&fds, 3, -1) }) < 0 { break }
+            if fds[1].revents != 0 && !copy(from: master, to: 1, &buffer) {
+                // The pty closed: every process holding it is gone; wait for the exit status.
+                break
+            }
+            if fds[2].revents != 0 && !copy(from: 0, to: master, &buffer) { stdinOpen = false }
+            if fds[0].revents != 0 {
+                let signal = bh_read_signal(signals)
+                if signal == SIGWINCH { copyWindowSize() }
+                else if signal == SIGCHLD { if let status = ContainerRuntime.reap(pid) { drain(&buffer); return status } }
+                else if signal > 0 { Glibc.kill(pid, signal) }
+            }
+        }
+        while true {
+            if let status = ContainerRuntime.reap(pid) { return status }
+            let signal = bh_read_signal(signals)
+            if signal > 0 && signal != SIGCHLD && signal != SIGWINCH { Glibc.kill(pid, signal) }
+        }
+    }
+
+    /// Output still buffered in the pty after the process exited.
+    func drain(_ buffer: inout [UInt8]) {
+        _ = bh_fcntl_setfl(master, bh_fcntl_getfl(master) | O_NONBLOCK)
+        while copy(from: master, to: 1, &buffer) {}
+    }
+
+    /// One read and its full write; false at end of input or error.
+    func copy(from: Int32, to: Int32, _ buffer: inout [UInt8]) -> Bool {
+        let n = buffer.withUnsafeMutableBytes { read(from, $0.baseAddress, $0.count) }
+        if n < 0 && errno == EINTR { return true }
+        if n <= 0 { return false }
+        var offset = 0
+        while offset < n {
+            let w = buffer.withUnsafeBytes { write(to, $0.baseAddress! + offset, n - offset) }
+            if w < 0 && errno == EINTR { continue }
+            if w <= 0 { return false }
+            offset += w
+        }
+        return true
+    }
+
+    func copyWindowSize() {
+        var rows: UInt16 = 0, cols: UInt16 = 0
+        if bh_tiocgwinsz(0, &rows, &cols) == 0 { _ = bh_tiocswinsz(master, rows, cols) }
     }
 }
