@@ -34,25 +34,10 @@ final class CPlan {
         plan.no_pivot = p.noPivot ? 1 : 0
         plan.readonly_root = p.readonlyRoot ? 1 : 0
 
-        let ops = array(of: bh_op.self, count: p.steps.count)
-        for (i, step) in p.steps.enumerated() {
-            var op = bh_op()
-            op.kind = step.kind
-            op.mode = step.mode
-            op.flags = UInt64(step.flags)
-            op.dev = step.device
-            op.uid = step.uid
-            op.gid = step.gid
-            op.remount_flags = UInt32(truncatingIfNeeded: step.remountFlags)
-            op.target_is_file = step.targetIsFile ? 1 : 0
-            op.source = string(step.source)
-            op.target = string(step.target)
-            op.fstype = string(step.fstype)
-            op.data = string(step.data)
-            ops[i] = op
-        }
-        plan.ops = UnsafePointer(ops)
+        plan.ops = operations(p.steps)
         plan.nops = Int32(p.steps.count)
+        plan.post_ops = operations(p.postSteps)
+        plan.npost_ops = Int32(p.postSteps.count)
 
         let sysctls = array(of: bh_sysctl.self, count: p.sysctls.count)
         for (i, s) in p.sysctls.enumerated() {
@@ -103,6 +88,27 @@ final class CPlan {
 
     deinit {
         for a in allocations { free(a) }
+    }
+
+    private func operations(_ steps: [ContainerPlan.Step]) -> UnsafePointer<bh_op> {
+        let ops = array(of: bh_op.self, count: steps.count)
+        for (i, step) in steps.enumerated() {
+            var op = bh_op()
+            op.kind = step.kind
+            op.mode = step.mode
+            op.flags = UInt64(step.flags)
+            op.dev = step.device
+            op.uid = step.uid
+            op.gid = step.gid
+            op.remount_flags = UInt32(truncatingIfNeeded: step.remountFlags)
+            op.target_is_file = step.targetIsFile ? 1 : 0
+            op.source = string(step.source)
+            op.target = string(step.target)
+            op.fstype = string(step.fstype)
+            op.data = string(step.data)
+            ops[i] = op
+        }
+        return UnsafePointer(ops)
     }
 
     private func string(_ s: String?) -> UnsafePointer<CChar>? {

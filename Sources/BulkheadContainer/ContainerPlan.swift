@@ -33,6 +33,8 @@ public struct ContainerPlan {
     public var noPivot = false
     public var readonlyRoot = false
     public var steps: [Step] = []
+    /// Steps run after pivot_root, in the container's view: readonlyPaths, then maskedPaths (runc's order).
+    public var postSteps: [Step] = []
     public var sysctls: [(path: String, value: String)] = []
     public var hostname: String?
     public var domainname: String?
@@ -170,6 +172,13 @@ public struct ContainerPlan {
         }
         // The working directory exists, as runc makes it.
         steps.append(Step(kind: UInt32(BH_OP_MKDIR.rawValue), target: Files.absolute(cwd, relativeTo: "/"), mode: 0o755))
+
+        for path in linux.readonlyPaths ?? [] {
+            postSteps.append(Step(kind: UInt32(BH_OP_READONLY.rawValue), target: Files.absolute(path, relativeTo: "/")))
+        }
+        for path in linux.maskedPaths ?? [] {
+            postSteps.append(Step(kind: UInt32(BH_OP_MASK.rawValue), target: Files.absolute(path, relativeTo: "/")))
+        }
 
         for (key, value) in (linux.sysctl ?? [:]).sorted(by: { $0.key < $1.key }) {
             sysctls.append((key.replacingDots(), value))

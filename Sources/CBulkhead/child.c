@@ -296,6 +296,52 @@ static void run_op(const struct bh_plan *p, int rootfd, const struct bh_op *op) 
             close(fd);
         }
         return;
+    case BH_OP_MASK: {
+        fd = open_in_root(rootfd, op->target, O_PATH);
+        if (fd < 0) {
+            if (errno == ENOENT) return;
+            fail(p, "open masked path", op->target);
+        }
+        struct stat st;
+        if (fstat(fd, &st) < 0) fail(p, "stat masked path", op->target);
+        fd_path(fd, target);
+        if (S_ISDIR(st.st_mode)) {
+            if (mount("tmpfs", target, "tmpfs", MS_RDONLY, NULL) < 0) fail(p, "mask", op->target);
+        } else {
+            // The mask must be the null device itself, not whatever the container's /dev/null
+            // became (CVE-2025-31133): check the node we are about to bind.
+            int null = open("/dev/null", O_PATH | O_CLOEXEC | O_NOFOLLOW);
+            struct stat nst;
+            if (null < 0 || fstat(null, &nst) < 0) fail(p, "open", "/dev/null");
+            if (!S_ISCHR(nst.st_mode) || nst.st_rdev != makedev(1, 3)) {
+                errno = EPERM;
+                fail(p, "mask: /dev/null is not the null device, refusing to bind it over", op->target);
+            }
+            char null_path[32];
+            fd_path(null, null_path);
+            if (mount(null_path, target, NULL, MS_BIND, NULL) < 0) fail(p, "mask", op->target);
+            close(null);
+        }
+        close(fd);
+        return;
+    }
+    case BH_OP_READONLY: {
+        fd = open_in_root(rootfd, op->target, O_PATH);
+        if (fd < 0) {
+            if (errno == ENOENT) return;
+            fail(p, "open read-only path", op->target);
+        }
+        fd_path(fd, target);
+        if (mount(target, target, NULL, MS_BIND | MS_REC, NULL) < 0) fail(p, "bind read-only path", op->target);
+        close(fd);
+        fd = open_in_root(rootfd, op->target, O_PATH);
+        if (fd < 0) fail(p, "open read-only path", op->target);
+        fd_path(fd, target);
+        unsigned long flags = MS_REMOUNT | MS_BIND | MS_RDONLY | mount_flags_of(target);
+        if (mount(NULL, target, NULL, flags, NULL) < 0) fail(p, "remount read-only", op->target);
+        close(fd);
+        return;
+    }
     }
     errno = EINVAL;
     fail(p, "unknown plan step for", op->target);
@@ -447,6 +493,12 @@ __attribute__((noreturn)) static void stage2(const struct bh_plan *p) {
             bh_strlcpy(buf, "/proc/sys/", sizeof buf);
             bh_strlcat(buf, p->sysctls[i].path, sizeof buf);
             if (write_file(buf, p->sysctls[i].value, strlen(p->sysctls[i].value)) < 0) fail(p, "write sysctl", buf);
+        }
+        if (p->npost_ops) {
+            int newroot = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+            if (newroot < 0) fail(p, "open", "/");
+            for (int i = 0; i < p->npost_ops; i++) run_op(p, newroot, &p->post_ops[i]);
+            close(newroot);
         }
         if (p->readonly_root) {
             unsigned long flags = MS_REMOUNT | MS_BIND | MS_RDONLY | mount_flags_of("/");

@@ -22,6 +22,9 @@ enum bh_op_kind {
     BH_OP_BIND_DEV = 4,// bind the host device `source` onto a file created at target (user namespaces)
     BH_OP_SYMLINK = 5, // symlink(source, target)
     BH_OP_PROPAGATE = 6, // mount(NULL, target, NULL, flags, NULL): propagation change
+    // After pivot_root, inside the container's own view:
+    BH_OP_MASK = 7,    // maskedPaths: /dev/null over a file, an empty read-only tmpfs over a directory
+    BH_OP_READONLY = 8,// readonlyPaths: a read-only bind mount of the path onto itself
 };
 
 struct bh_op {
@@ -68,6 +71,8 @@ struct bh_plan {
     int readonly_root;
     const struct bh_op *ops;
     int nops;
+    const struct bh_op *post_ops;   // MASK/READONLY steps, run after pivot_root and the sysctls
+    int npost_ops;
     const struct bh_sysctl *sysctls;
     int nsysctls;
     const char *hostname;           // NULL: leave
