@@ -249,6 +249,18 @@ func reapRuntimeZombies() -> [pid_t] {
     return zombies
 }
 
+/// Names in a directory, without . and ..
+func directoryEntries(_ path: String) -> [String] {
+    guard let dir = opendir(path) else { return [] }
+    defer { closedir(dir) }
+    var result: [String] = []
+    while let entry = readdir(dir) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        if name != "." && name != ".." { result.append(name) }
+    }
+    return result.sorted()
+}
+
 func processName(_ pid: pid_t) -> String {
     (readText("/proc/\(pid)/comm") ?? "").trimmed
 }
