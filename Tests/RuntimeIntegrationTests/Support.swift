@@ -249,6 +249,33 @@ func reapRuntimeZombies() -> [pid_t] {
     return zombies
 }
 
+/// Live processes with an open descriptor, cwd or root under `prefix`.
+func processesHolding(_ prefix: String) -> [pid_t] {
+    var result: [pid_t] = []
+    for name in directoryEntries("/proc") {
+        guard let pid = pid_t(name) else { continue }
+        var links = ["/proc/\(pid)/cwd", "/proc/\(pid)/root"]
+        links += directoryEntries("/proc/\(pid)/fd").map { "/proc/\(pid)/fd/\($0)" }
+        for link in links {
+            var buffer = [CChar](repeating: 0, count: 4096)
+            let n = readlink(link, &buffer, buffer.count - 1)
+            guard n > 0 else { continue }
+            let target = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if target.hasPrefix(prefix + "/") || target == prefix {
+                result.append(pid)
+                break
+            }
+        }
+    }
+    return result
+}
+
+func parentPid(_ pid: pid_t) -> pid_t {
+    guard let text = readText("/proc/\(pid)/stat"), let close = text.lastIndex(of: ")") else { return 0 }
+    let fields = text[text.index(after: close)...].split(separator: " ")
+    return fields.count > 1 ? pid_t(fields[1]) ?? 0 : 0
+}
+
 /// Names in a directory, without . and ..
 func directoryEntries(_ path: String) -> [String] {
     guard let dir = opendir(path) else { return [] }
@@ -312,6 +339,7 @@ final class Sandbox: @unchecked Sendable {
     private let lock = NSLockish()
     private var ids: [String] = []
     private var containerPids: [pid_t] = []
+    private var cgroupPaths: [String] = []
     private var counter = 0
 
     init(_ label: String) throws {
@@ -333,6 +361,11 @@ final class Sandbox: @unchecked Sendable {
             ids.append(id)
             return id
         }
+    }
+
+    /// Remembers a cgroup path (relative to the hierarchy roots) that cleanup must find removed.
+    func track(cgroup path: String) {
+        lock.withLock { cgroupPaths.append(path) }
     }
 
     /// Remembers a container process to reap after it stops.
@@ -459,6 +492,23 @@ final class Sandbox: @unchecked Sendable {
         }
         for pid in pids { reapIfChild(pid, timeoutMs: 1000) }
         reapRuntimeZombies()
+
+        // Nothing the runtime made may outlive `delete --force`: no process holding files in
+        // this sandbox, no cgroup. Report, then remove them (we made them) so the host stays clean.
+        let leaked = processesHolding(directory).filter { $0 != getpid() && isAlive($0) }
+        if !leaked.isEmpty {
+            let described = leaked.map { "\($0) (\(processName($0)), parent \(parentPid($0)))" }
+            Issue.record("processes left running after delete --force: \(described)")
+            for pid in leaked { kill(pid, SIGKILL) }
+            for pid in leaked { reapIfChild(pid, timeoutMs: 1000) }
+        }
+        let cgroups = lock.withLock { self.cgroupPaths } + ids.map { "bulkhead/\($0)" }
+        for path in cgroups {
+            let left = existingCgroups(path)
+            if left.isEmpty { continue }
+            Issue.record("cgroups left after delete --force: \(left)")
+            for dir in left { rmdir(dir) }
+        }
         let rm = ["/bin/rm", "-rf", "--one-file-system", directory]
         let devnull = open("/dev/null", O_WRONLY | O_CLOEXEC)
         defer { close(devnull) }
