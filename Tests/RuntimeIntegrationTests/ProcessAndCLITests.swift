@@ -265,3 +265,76 @@ func hex16(_ value: UInt64) -> String {
     let hex = String(value, radix: 16)
     return String(repeating: "0", count: max(0, 16 - hex.count)) + hex
 }
+
+extension RuntimeIntegrationTests {
+    @Test("a foreground run with terminal true proxies a pty: tty is a pts, stdin reaches the container, the exit code comes back")
+    func foregroundTerminal() async throws {
+        let sandbox = try Sandbox("fgtty")
+        defer { sandbox.cleanup() }
+        let bundle = try sandbox.makeBundle(args: ["sh", "-c", "tty; read line; echo got:$line; exit 5"]) { spec in
+            spec.process?.terminal = true
+        }
+        let input = try makePipe()
+        defer { close(input.write) }
+        let running: RunningCommand
+        do {
+            defer { close(input.read) }
+            running = try sandbox.start(["run", "--bundle", bundle.path, sandbox.newID("fgtty")], stdin: input.read)
+        }
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(20)
+        while clock.now < deadline, !running.stdout.contains("/dev/") {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        _ = "abc\n".withCString { write(input.write, $0, 4) }
+        let result = try await running.wait(timeout: .seconds(30))
+        #expect(result.status == 5, "\(result)")
+        let out = lines(result.stdout)
+        #expect(out.first?.hasPrefix("/dev/pts/") == true || out.first == "/dev/console", "\(result)")
+        #expect(out.contains("got:abc"), "\(result)")
+    }
+
+    @Test("linux.sysctl is applied inside the container's network namespace only")
+    func sysctl() async throws {
+        let sandbox = try Sandbox("sysctl")
+        defer { sandbox.cleanup() }
+        let hostBefore = readText("/proc/sys/net/ipv4/ip_default_ttl")?.trimmed
+        let bundle = try sandbox.makeBundle(args: ["cat", "/proc/sys/net/ipv4/ip_default_ttl"]) { spec in
+            spec.linux?.sysctl = ["net.ipv4.ip_default_ttl": "42"]
+        }
+        let result = try await sandbox.run(["run", "--bundle", bundle.path, sandbox.newID("sysctl")])
+        #expect(result.status == 0, "\(result)")
+        #expect(lines(result.stdout) == ["42"], "\(result)")
+        #expect(readText("/proc/sys/net/ipv4/ip_default_ttl")?.trimmed == hostBefore, "the host's sysctl changed")
+    }
+
+    @Test("spec refuses to overwrite config.json; features is JSON naming namespaces and the spec version")
+    func specAndFeatures() async throws {
+        let sandbox = try Sandbox("spec")
+        defer { sandbox.cleanup() }
+        let dir = sandbox.directory + "/specbundle"
+        try makeDirectory(dir)
+        let first = try await sandbox.run(["spec", "--bundle", dir])
+        #expect(first.status == 0, "\(first)")
+        let written = try #require(readText(dir + "/config.json"))
+        let spec = try JSONDecoder().decode(Spec.self, from: Data(written.utf8))
+        #expect(spec.process?.args == ["sh"])
+        #expect(spec.root?.path == "rootfs")
+        let second = try await sandbox.run(["spec", "--bundle", dir])
+        #expect(second.status != 0, "\(second)")
+        #expect(readText(dir + "/config.json") == written, "spec overwrote config.json")
+
+        let features = try await sandbox.run(["features"])
+        #expect(features.status == 0, "\(features)")
+        struct FeaturesJSON: Decodable {
+            var ociVersionMin: String
+            var ociVersionMax: String
+            struct Linux: Decodable { var namespaces: [String]? }
+            var linux: Linux?
+        }
+        let decoded = try JSONDecoder().decode(FeaturesJSON.self, from: Data(features.stdout.utf8))
+        #expect(decoded.ociVersionMax == Spec.version)
+        let namespaces = Set(decoded.linux?.namespaces ?? [])
+        #expect(namespaces.isSuperset(of: ["pid", "network", "ipc", "uts", "mount", "user"]), "\(features)")
+    }
+}
