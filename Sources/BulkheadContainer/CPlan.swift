@@ -10,7 +10,7 @@ final class CPlan {
     private(set) var plan = bh_plan()
 
     init(_ p: ContainerPlan, syncFd: Int32, fifoDirfd: Int32, consoleFd: Int32, joinFds: [Int32],
-         newKeyring: Bool) {
+         newKeyring: Bool, createHooks: Bool = false) {
         plan.sync_fd = syncFd
         var fds = plan.join_fds, types = plan.join_types
         withUnsafeMutableBytes(of: &fds) { raw in
@@ -84,6 +84,7 @@ final class CPlan {
         plan.fifo_dirfd = fifoDirfd
         plan.fifo_name = string("exec.fifo")
         plan.new_keyring = newKeyring ? 1 : 0
+        plan.create_hooks = createHooks ? 1 : 0
     }
 
     deinit {

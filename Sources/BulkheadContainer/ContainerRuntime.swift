@@ -53,6 +53,8 @@ public struct ContainerState: Codable, Sendable {
 /// and the lifecycle around it (create, start, state, kill, delete), as the runtime spec defines.
 public struct ContainerRuntime {
     public let store: StateStore
+    /// Where warnings go (failed poststart and poststop hooks): the command line's log.
+    public var warn: (String) -> Void = { _ in }
 
     public init(root: String) {
         store = StateStore(root: root)
@@ -116,7 +118,7 @@ public struct ContainerRuntime {
             if mkfifo(store.fifoPath(id), 0o600) != 0 {
                 throw RuntimeError("\(SystemError("mkfifo", path: store.fifoPath(id)))")
             }
-            let pid = try spawn(plan: plan, id: id, request: request, cgroup: cgroup, cleanup: &cleanup)
+            let pid = try spawn(plan: plan, spec: spec, bundle: bundle, request: request, cgroup: cgroup)
 
             guard let stat = LinuxProcess.stat(pid) else {
                 throw RuntimeError("container process \(pid) exited during create")
@@ -124,7 +126,8 @@ public struct ContainerRuntime {
             let record = ContainerRecord(
                 id: id, bundle: bundle, rootfs: plan.rootfs, pid: pid, startTime: stat.startTime,
                 created: Timestamp.now(), owner: Self.userName(getuid()), annotations: spec.annotations,
-                cgroup: CgroupRecord(path: cgroup.path, createdDirectories: cgroup.createdDirectories))
+                cgroup: CgroupRecord(path: cgroup.path, createdDirectories: cgroup.createdDirectories),
+                hooks: spec.hooks, namespaces: spec.linux?.namespaces?.map(\.type))
             try store.write(record)
             if let pidFile = request.pidFile {
                 let path = Files.absolute(pidFile, relativeTo: Files.currentDirectory())
@@ -151,8 +154,9 @@ public struct ContainerRuntime {
 
     /// Clones the child, answers its requests (cgroup placement, id maps) and waits until it
     /// is built and blocked on the exec fifo. Returns the container process's pid.
-    private func spawn(plan: ContainerPlan, id: String, request: CreateRequest, cgroup: Cgroup,
-                       cleanup: inout [() -> Void]) throws(RuntimeError) -> Int32 {
+    private func spawn(plan: ContainerPlan, spec: Spec, bundle: String, request: CreateRequest,
+                       cgroup: Cgroup) throws(RuntimeError) -> Int32 {
+        let id = request.id
         var pair: [Int32] = [0, 0]
         if socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) != 0 {
             throw RuntimeError("\(SystemError("socketpair"))")
@@ -193,8 +197,10 @@ public struct ContainerRuntime {
             childFds.append(joinFds.last!)
         }
 
+        let hooks = spec.hooks
+        let createHooks = [hooks?.prestart, hooks?.createRuntime, hooks?.createContainer].contains { !($0 ?? []).isEmpty }
         let cplan = CPlan(plan, syncFd: syncFd, fifoDirfd: dirfd, consoleFd: consoleFd, joinFds: joinFds,
-                          newKeyring: !request.noNewKeyring)
+                          newKeyring: !request.noNewKeyring, createHooks: createHooks)
         var cPlanValue = cplan.plan
         let stage1 = bh_spawn_container(&cPlanValue)
         if stage1 < 0 { throw RuntimeError("\(SystemError("clone"))") }
@@ -231,6 +237,22 @@ public struct ContainerRuntime {
                     var status: Int32 = 0
                     _ = retryingEINTR { waitpid(stage1, &status, 0) }
                     stage1Reaped = true
+                case BH_MSG_HOOKS:
+                    // The container process's pid comes from stage 1; it may not have arrived yet.
+                    while containerPid == 0 {
+                        let next = try receive(parentEnd)
+                        guard next.type == Int32(BH_MSG_PID.rawValue) else { throw RuntimeError("container init: unexpected message \(next.type)") }
+                        containerPid = Int32(next.value)
+                        var status: Int32 = 0
+                        _ = retryingEINTR { waitpid(stage1, &status, 0) }
+                        stage1Reaped = true
+                    }
+                    let state = State(id: id, status: .creating, pid: containerPid, bundle: bundle, annotations: spec.annotations)
+                    try HookRunner.run(hooks?.prestart, .prestart, state: state)
+                    try HookRunner.run(hooks?.createRuntime, .createRuntime, state: state)
+                    try HookRunner.run(hooks?.createContainer, .createContainer, state: state,
+                                       in: .init(pid: containerPid, types: spec.linux?.namespaces?.map(\.type) ?? []))
+                    try send(parentEnd, BH_MSG_HOOKS_DONE)
                 case BH_MSG_READY:
                     return containerPid
                 case BH_MSG_ERROR:
@@ -286,7 +308,25 @@ public struct ContainerRuntime {
         guard status == .created, let record else {
             throw RuntimeError("cannot start container \"\(id)\": it is \(status.rawValue), not created")
         }
+        try start(record)
+    }
+
+    /// startContainer hooks, the user's program, poststart hooks.
+    func start(_ record: ContainerRecord) throws(RuntimeError) {
+        do {
+            try HookRunner.run(record.hooks?.startContainer, .startContainer, state: state(of: record, .created),
+                               in: .init(pid: record.pid, types: record.namespaces ?? []))
+        } catch {
+            // The spec: a failed startContainer hook stops the container; delete follows.
+            try? LinuxProcess.signal(record.pid, startTime: record.startTime, SIGKILL)
+            throw error
+        }
         try releaseFromFifo(record)
+        HookRunner.runReportingFailures(record.hooks?.poststart, .poststart, state: state(of: record, .running), warn: warn)
+    }
+
+    func state(of record: ContainerRecord, _ status: ContainerStatus) -> State {
+        State(id: record.id, status: status, pid: record.pid, bundle: record.bundle, annotations: record.annotations)
     }
 
     /// Opens the exec fifo for reading: the container's blocked open completes, it writes a byte
@@ -398,6 +438,7 @@ public struct ContainerRuntime {
             throw RuntimeError("cannot remove cgroup of \"\(id)\": \(error)")
         }
         try store.remove(id)
+        HookRunner.runReportingFailures(record.hooks?.poststop, .poststop, state: state(of: record, .stopped), warn: warn)
     }
 
     /// Pids of every process in the container's cgroup.

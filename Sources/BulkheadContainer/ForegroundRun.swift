@@ -12,7 +12,7 @@ extension ContainerRuntime {
         if detach {
             let created = try create(request, lock: try store.reserve(request.id))
             do {
-                try releaseFromFifo(created.record)
+                try start(created.record)
             } catch {
                 try? delete(request.id, force: true)
                 throw error
@@ -47,7 +47,7 @@ extension ContainerRuntime {
         }
         defer { if terminal >= 0 { close(terminal) } }
         do {
-            try releaseFromFifo(created.record)
+            try start(created.record)
         } catch {
             try? delete(request.id, force: true)
             throw error

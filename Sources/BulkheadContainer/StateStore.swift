@@ -18,6 +18,10 @@ public struct ContainerRecord: Codable, Sendable {
     public var owner: String
     public var annotations: [String: String]?
     public var cgroup: CgroupRecord
+    /// Hooks that run after create (startContainer, poststart, poststop), and the namespace types
+    /// startContainer hooks join: config.json may change after create.
+    public var hooks: Hooks?
+    public var namespaces: [String]?
 }
 
 /// The state directory (`--root`): one directory per container, each locked while a command

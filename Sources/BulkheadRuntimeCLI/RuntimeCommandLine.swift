@@ -62,7 +62,9 @@ public enum RuntimeCommandLine {
                 return global.has("help") ? 0 : 1
             }
             let rest = Array(global.positional.dropFirst())
-            let runtime = ContainerRuntime(root: global["root"] ?? StateStore.defaultRoot())
+            var runtime = ContainerRuntime(root: global["root"] ?? StateStore.defaultRoot())
+            let warnings = log
+            runtime.warn = { warnings.warning($0) }
             return try dispatch(command, rest, runtime: runtime, global: global)
         } catch let error as Arguments.UsageError {
             log.error("\(error)")
@@ -214,7 +216,8 @@ public enum RuntimeCommandLine {
 
     static func features() -> Features {
         Features(
-            ociVersionMin: "1.0.0", ociVersionMax: Spec.version, hooks: [],
+            ociVersionMin: "1.0.0", ociVersionMax: Spec.version,
+            hooks: ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
             mountOptions: MountOptions.knownOptions,
             linux: .init(
                 namespaces: NamespaceKind.cloneFlags.keys.sorted(),

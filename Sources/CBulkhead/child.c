@@ -35,6 +35,7 @@
 #include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <termios.h>
 
 #ifndef CLONE_NEWTIME
@@ -473,6 +474,12 @@ __attribute__((noreturn)) static void stage2(const struct bh_plan *p) {
         if (rootfd < 0) fail(p, "open rootfs", p->rootfs);
         for (int i = 0; i < p->nops; i++) run_op(p, rootfd, &p->ops[i]);
 
+        if (p->create_hooks) {
+            // prestart, createRuntime and createContainer hooks run now: mounts done, root not
+            // yet pivoted, so createContainer (in our mount namespace) sees host paths.
+            if (send_msg(p->sync_fd, BH_MSG_HOOKS, 0, 0, NULL, NULL) < 0) _exit(1);
+            if (recv_msg(p->sync_fd, BH_MSG_HOOKS_DONE) < 0) _exit(1);
+        }
         if (p->no_pivot) {
             if (chdir(p->rootfs) < 0) fail(p, "chdir", p->rootfs);
             if (mount(p->rootfs, "/", NULL, MS_MOVE, NULL) < 0) fail(p, "move rootfs to /", NULL);
@@ -644,6 +651,46 @@ pid_t bh_spawn_container(const struct bh_plan *plan) {
     pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof args);
     if (pid == 0) stage1(plan);
     return pid;
+}
+
+pid_t bh_spawn_in_namespaces(const int *ns_fds, const int *ns_types, int n, const char *path,
+                             char *const argv[], char *const envp[], int stdin_fd) {
+    struct clone_args args;
+    memset(&args, 0, sizeof args);
+    args.flags = CLONE_CLEAR_SIGHAND;
+    args.exit_signal = SIGCHLD;
+    pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof args);
+    if (pid != 0) return pid;
+
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    int joined_pid = 0;
+    for (int i = 0; i < n; i++) {
+        if (setns(ns_fds[i], ns_types[i]) < 0) _exit(126);
+        if (ns_types[i] == CLONE_NEWPID) joined_pid = 1;
+    }
+    // Only stdin crosses: a write end of the stdin pipe left open here would keep the program
+    // from ever seeing end of input.
+    if (stdin_fd >= 0 && dup2(stdin_fd, 0) < 0) _exit(126);
+    syscall(SYS_close_range, 3, ~0U, 0);
+    if (joined_pid) {
+        // setns(pid) applies to children only: the program runs in a child; we pass on its status.
+        memset(&args, 0, sizeof args);
+        args.exit_signal = SIGCHLD;
+        pid_t child = (pid_t)syscall(SYS_clone3, &args, sizeof args);
+        if (child < 0) _exit(126);
+        if (child > 0) {
+            int status;
+            while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+            if (WIFSIGNALED(status)) _exit(128 + WTERMSIG(status));
+            _exit(WEXITSTATUS(status));
+        }
+        prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    }
+    execve(path, argv, envp);
+    _exit(127);
 }
 
 // ---- syscalls Swift cannot call directly --------------------------------------------------------

@@ -103,6 +103,7 @@ struct bh_plan {
     int fifo_dirfd;                 // the state directory; stage 2 blocks opening exec.fifo in it
     const char *fifo_name;
     int new_keyring;                // join a new session keyring (runc's default; --no-new-keyring)
+    int create_hooks;               // stop before pivot_root until the runtime ran the create hooks
 };
 
 // Messages between the runtime and the child on plan.sync_fd.
@@ -113,6 +114,8 @@ enum bh_msg_type {
     BH_MSG_PID = 4,         // stage 1 -> runtime: the container process is `value`
     BH_MSG_READY = 5,       // stage 2 -> runtime: built, waiting for start
     BH_MSG_ERROR = 6,       // child -> runtime: `text` failed with errno `err`
+    BH_MSG_HOOKS = 7,       // stage 2 -> runtime: mounts done, before pivot_root: run the create hooks
+    BH_MSG_HOOKS_DONE = 8,  // runtime -> stage 2
 };
 
 struct bh_msg {
@@ -124,6 +127,12 @@ struct bh_msg {
 
 // Clones stage 1, which runs `plan` and never returns. Returns its pid, or -1 with errno.
 pid_t bh_spawn_container(const struct bh_plan *plan);
+
+// Runs `path` in the namespaces `ns_fds` (of a container: user first), with `stdin_fd` as stdin.
+// With a pid namespace among them, an intermediate process joins and forks, so the program runs
+// inside it; the returned pid's exit status is the program's. Returns the pid, or -1 with errno.
+pid_t bh_spawn_in_namespaces(const int *ns_fds, const int *ns_types, int n, const char *path,
+                             char *const argv[], char *const envp[], int stdin_fd);
 
 // ---- Syscalls and constants Swift cannot call or import ----------------------------------------
 
