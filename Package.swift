@@ -25,7 +25,7 @@ let package = Package(
             cSettings: [.define("_GNU_SOURCE")]
         ),
         // Codable types of the OCI runtime spec, with validation. No syscalls.
-        .target(name: "BulkheadOCI"),
+        .target(name: "BulkheadOCI", swiftSettings: [.unsafeFlags(["-Xfrontend", "-disable-concrete-type-metadata-mangled-name-accessors"])]),
         // Typed wrappers over Linux syscalls and kernel interfaces.
         .target(name: "BulkheadLinux", dependencies: ["CBulkhead", "BulkheadOCI"]),
         // The container engine: bundle -> running process, state directory, lifecycle.
