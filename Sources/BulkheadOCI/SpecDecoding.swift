@@ -1,41 +1,62 @@
-// Reading config.json into a Spec, with errors that name the field. Swift's DecodingError carries
-// a coding path; this file turns it into a JSON path a person can act on, and recovers the field of
-// out-of-range numbers, which the decoder reports without a path.
+// Reading config.json into a Spec, with errors that name the field. The decoder (FastJSON) reports
+// every failure as a DecodingError with a coding path; this file turns it into a JSON path a
+// person can act on.
 
 import FoundationEssentials
+import Glibc
 
 extension Spec {
     /// Decodes a config.json document. Every failure is a ConfigError naming the field.
     public static func decode(_ data: some DataProtocol) throws(ConfigError) -> Spec {
-        let bytes = [UInt8](data)
-        switch attempt(bytes) {
-        case .success(let spec): return spec
-        case .failure(let error): throw translate(error, bytes)
+        do {
+            return try FastJSON.decode(Spec.self, from: [UInt8](data))
+        } catch {
+            throw translate(error)
         }
     }
 
     /// Reads and decodes `<bundle>/config.json`. Does not validate: call `validate(forCreate:)`.
     public static func load(bundle: String) throws(ConfigError) -> Spec {
         let path = bundle.hasSuffix("/") ? bundle + "config.json" : bundle + "/config.json"
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch let error as CocoaError where error.code == .fileReadNoSuchFile {
+        let bytes: [UInt8]
+        switch readFile(path) {
+        case .success(let b):
+            bytes = b
+        case .failure(let e) where e.code == ENOENT:
             throw ConfigError(field: "", message: "not found: expected the file \(path) in bundle \(bundle)")
-        } catch let error as CocoaError {
-            let reason = (error.userInfo["NSUnderlyingError"]).map { "\($0)" } ?? "\(error.code)"
-            throw ConfigError(field: "", message: "cannot read \(path): \(reason)")
-        } catch {
-            throw ConfigError(field: "", message: "cannot read \(path): \(error)")
+        case .failure(let e):
+            throw ConfigError(field: "", message: "cannot read \(path): \(String(cString: strerror(e.code)))")
         }
-        return try decode(data)
+        return try decode(bytes)
     }
 
-    private static func attempt(_ bytes: [UInt8]) -> Result<Spec, any Error> {
-        Result { try JSONDecoder().decode(Spec.self, from: Data(bytes)) }
+    private struct Errno: Error { var code: Int32 }
+
+    /// The whole file, read with open/read (cheaper than Data(contentsOf:) in a static binary).
+    private static func readFile(_ path: String) -> Result<[UInt8], Errno> {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { return .failure(Errno(code: errno)) }
+        defer { close(fd) }
+        var st = stat()
+        var capacity = 64 * 1024
+        if fstat(fd, &st) == 0, st.st_size > 0 { capacity = Int(st.st_size) + 1 }  // +1: see EOF in one read
+        var bytes = [UInt8](repeating: 0, count: capacity)
+        var count = 0
+        while true {
+            if count == bytes.count { bytes.append(contentsOf: repeatElement(0, count: bytes.count)) }
+            let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + count, $0.count - count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                return .failure(Errno(code: errno))
+            }
+            if n == 0 { break }
+            count += n
+        }
+        bytes.removeSubrange(count...)
+        return .success(bytes)
     }
 
-    static func translate(_ error: any Error, _ bytes: [UInt8]) -> ConfigError {
+    static func translate(_ error: any Error) -> ConfigError {
         guard let error = error as? DecodingError else {
             return ConfigError(field: "", message: "invalid JSON: \(error)")
         }
@@ -52,58 +73,15 @@ extension Spec {
                                message: "expected \(describe(type)), found null")
         case .keyNotFound(let key, let context):
             return ConfigError(field: JSONPath.render(context.codingPath + [key]), message: "missing required field")
-        case .dataCorrupted(let context) where !context.codingPath.isEmpty:
-            return ConfigError(field: JSONPath.render(context.codingPath), message: context.debugDescription)
-        case .dataCorrupted:
-            return diagnoseCorrupted(bytes)
+        case .dataCorrupted(let context):
+            if let syntax = context.underlyingError as? JSONSyntaxError {
+                return ConfigError(field: "", message: "invalid JSON: \(syntax.message) at line \(syntax.line), column \(syntax.column)")
+            }
+            let path = JSONPath.render(context.codingPath)
+            return ConfigError(field: path, message: path.isEmpty ? "invalid JSON: \(context.debugDescription)" : context.debugDescription)
         @unknown default:
             return ConfigError(field: "", message: "invalid JSON: \(error)")
         }
-    }
-
-    /// The decoder said "not valid JSON" without a path: either the syntax is wrong (report line and
-    /// column) or a number does not fit its field (negative uid, 1.5 for an integer, 2^64).
-    private static func diagnoseCorrupted(_ bytes: [UInt8]) -> ConfigError {
-        var scanner = JSONScanner(bytes)
-        do {
-            try scanner.scan()
-        } catch {
-            return ConfigError(field: "", message: "invalid JSON: \(error.message) at line \(error.line), column \(error.column)")
-        }
-        // Any number may be the one: 70000 does not fit a UInt16, -1 fits an Int64 but not a UInt32.
-        // This runs only on the error path, so a few extra decodes of a small document are cheap.
-        let suspects = scanner.numbers
-        func replacing(_ replaced: [JSONScanner.NumberToken], with text: (JSONScanner.NumberToken) -> String) -> [UInt8] {
-            var out: [UInt8] = []
-            var at = 0
-            for n in replaced {
-                out += bytes[at..<n.range.lowerBound]
-                out += Array(text(n).utf8)
-                at = n.range.upperBound
-            }
-            out += bytes[at...]
-            return out
-        }
-        func isPathlessCorruption(_ trial: [UInt8]) -> Bool {
-            guard case .failure(let e) = attempt(trial), case .dataCorrupted(let c) = e as? DecodingError else { return false }
-            return c.codingPath.isEmpty
-        }
-        // If the error stays with every number set to 0, numbers are not the problem. Otherwise
-        // restore one number at a time with every other one set to 0: the first that brings the
-        // error back is the culprit. Replacing it by a string then makes the decoder say its type.
-        let zeroed = replacing(suspects) { _ in "0" }
-        guard !isPathlessCorruption(zeroed) else {
-            return ConfigError(field: "", message: "invalid JSON: the decoder rejected the document")
-        }
-        for culprit in suspects where isPathlessCorruption(replacing(suspects) { $0.range == culprit.range ? $0.text : "0" }) {
-            let probe = replacing(suspects) { $0.range == culprit.range ? "\"?\"" : "0" }
-            var expected = "a number that fits this field"
-            if case .failure(let e) = attempt(probe), case .typeMismatch(let type, _) = e as? DecodingError {
-                expected = describe(type)
-            }
-            return ConfigError(field: JSONPath.render(culprit.path), message: "expected \(expected), got \(culprit.text)")
-        }
-        return ConfigError(field: "", message: "invalid JSON: the decoder rejected the document")
     }
 
     /// "Expected to decode Int64 but found a string instead." -> ", found a string".
