@@ -116,7 +116,8 @@ public struct ContainerRuntime {
             if mkfifo(store.fifoPath(id), 0o600) != 0 {
                 throw RuntimeError("\(SystemError("mkfifo", path: store.fifoPath(id)))")
             }
-            let pid = try spawn(plan: plan, id: id, request: request, cgroup: cgroup, cleanup: &cleanup)
+            let pid = try spawn(plan: plan, id: id, request: request, cgroup: cgroup, bundle: bundle,
+                                annotations: spec.annotations, cleanup: &cleanup)
 
             guard let stat = LinuxProcess.stat(pid) else {
                 throw RuntimeError("container process \(pid) exited during create")
@@ -151,8 +152,8 @@ public struct ContainerRuntime {
 
     /// Clones the child, answers its requests (cgroup placement, id maps) and waits until it
     /// is built and blocked on the exec fifo. Returns the container process's pid.
-    private func spawn(plan: ContainerPlan, id: String, request: CreateRequest, cgroup: Cgroup,
-                       cleanup: inout [() -> Void]) throws(RuntimeError) -> Int32 {
+    private func spawn(plan: ContainerPlan, id: String, request: CreateRequest, cgroup: Cgroup, bundle: String,
+                       annotations: [String: String]?, cleanup: inout [() -> Void]) throws(RuntimeError) -> Int32 {
         var pair: [Int32] = [0, 0]
         if socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) != 0 {
             throw RuntimeError("\(SystemError("socketpair"))")
@@ -193,8 +194,19 @@ public struct ContainerRuntime {
             childFds.append(joinFds.last!)
         }
 
+        // The seccomp agent's socket is a host path: connect here, the child cannot see it.
+        var listenerFd: Int32 = -1
+        var listenerState: [String] = []
+        if let filter = plan.seccomp, let path = filter.listenerPath {
+            do { listenerFd = lift(try UnixSocket.connect(path)) } catch {
+                throw RuntimeError("config.json: linux.seccomp.listenerPath: \(error)")
+            }
+            childFds.append(listenerFd)
+            listenerState = SeccompNotifyState.payload(id: id, bundle: bundle, annotations: annotations,
+                                                       metadata: filter.listenerMetadata)
+        }
         let cplan = CPlan(plan, syncFd: syncFd, fifoDirfd: dirfd, consoleFd: consoleFd, joinFds: joinFds,
-                          newKeyring: !request.noNewKeyring)
+                          newKeyring: !request.noNewKeyring, seccompListenerFd: listenerFd, seccompState: listenerState)
         var cPlanValue = cplan.plan
         let stage1 = bh_spawn_container(&cPlanValue)
         if stage1 < 0 { throw RuntimeError("\(SystemError("clone"))") }
