@@ -125,9 +125,12 @@ private final class SeccompBundle {
 
 @Suite(.enabled(if: seccompIsRoot, seccompSkipReason))
 struct SeccompTests {
-    init() {
-        precondition(access(seccompRuntimePath(), X_OK) == 0,
-                     "\(seccompRuntimePath()) is missing: build it with `swift build --build-tests`")
+    struct MissingRuntime: Error, CustomStringConvertible {
+        var description: String { "\(seccompRuntimePath()) is missing: build it with `swift build --build-tests`" }
+    }
+
+    init() throws {
+        if access(seccompRuntimePath(), X_OK) != 0 { throw MissingRuntime() }
     }
 
     @Test(arguments: [true, false])
@@ -208,6 +211,17 @@ struct SeccompTests {
         let r = bundle.run()
         #expect(r.status == 1)
         #expect(r.stderr.contains(#"config.json: linux.seccomp.syscalls[1].names: unknown syscall "nosuchcall""#), "\(r.stderr)")
+    }
+
+    @Test func unreachableListenerIsAnErrorNamingTheField() throws {
+        let bundle = SeccompBundle("nolistener")
+        try bundle.configure(args: ["true"], seccomp: """
+            {"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "\(bundle.dir)/no-agent.sock",
+             "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}
+            """)
+        let r = bundle.run()
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("config.json: linux.seccomp.listenerPath: "), "\(r.stderr)")
     }
 
     /// The agent receives the notify fd with the containerProcessState, then closes it without
