@@ -32,10 +32,12 @@ let package = Package(
             name: "CBulkhead",
             cSettings: [.define("_GNU_SOURCE")]
         ),
+        // libseccomp (Debian libseccomp-dev): compiles config.json's seccomp rules to BPF.
+        .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
         // Codable types of the OCI runtime spec, with validation. No syscalls.
         .target(name: "BulkheadOCI", swiftSettings: directMetadataAccess),
         // Typed wrappers over Linux syscalls and kernel interfaces.
-        .target(name: "BulkheadLinux", dependencies: ["CBulkhead", "BulkheadOCI"]),
+        .target(name: "BulkheadLinux", dependencies: ["CBulkhead", "CSeccomp", "BulkheadOCI"]),
         // The container engine: bundle -> running process, state directory, lifecycle.
         .target(name: "BulkheadContainer", dependencies: ["BulkheadOCI", "BulkheadLinux", "CBulkhead"]),
         // runc's command line over the container engine.

@@ -12,8 +12,9 @@ if ! command -v swift >/dev/null 2>&1 && [[ -x /opt/swift/usr/bin/swift ]]; then
 fi
 
 # busybox-static: the rootfs of the demo and test containers. gcc: the VMM tests build their
-# freestanding guests with it. libc6-dev: headers of the C target.
-PACKAGES=(busybox-static gcc libc6-dev)
+# freestanding guests with it. libc6-dev: headers of the C target. libseccomp-dev: libseccomp.a and
+# seccomp.h, which compile config.json's seccomp rules (linked statically into the runtime).
+PACKAGES=(busybox-static gcc libc6-dev libseccomp-dev)
 
 install_packages() {
   local missing=()

@@ -10,7 +10,7 @@ final class CPlan {
     private(set) var plan = bh_plan()
 
     init(_ p: ContainerPlan, syncFd: Int32, fifoDirfd: Int32, consoleFd: Int32, joinFds: [Int32],
-         newKeyring: Bool, createHooks: Bool = false) {
+         newKeyring: Bool, createHooks: Bool = false, seccompListenerFd: Int32 = -1, seccompState: [String] = []) {
         plan.sync_fd = syncFd
         var fds = plan.join_fds, types = plan.join_types
         withUnsafeMutableBytes(of: &fds) { raw in
@@ -85,6 +85,18 @@ final class CPlan {
         plan.fifo_name = string("exec.fifo")
         plan.new_keyring = newKeyring ? 1 : 0
         plan.create_hooks = createHooks ? 1 : 0
+
+        plan.seccomp_listener_fd = seccompListenerFd
+        if let filter = p.seccomp {
+            let program = array(of: UInt8.self, count: filter.program.count)
+            filter.program.withUnsafeBytes { program.update(from: $0.bindMemory(to: UInt8.self).baseAddress!, count: filter.program.count) }
+            plan.seccomp_filter = UnsafeRawPointer(program).assumingMemoryBound(to: bh_sock_filter.self)
+            plan.seccomp_len = Int32(filter.instructionCount)
+            plan.seccomp_flags = filter.flags
+            if seccompListenerFd >= 0, seccompState.count == 3 {
+                plan.seccomp_state = (string(seccompState[0]), string(seccompState[1]), string(seccompState[2]))
+            }
+        }
     }
 
     deinit {

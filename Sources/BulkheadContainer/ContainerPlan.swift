@@ -53,6 +53,8 @@ public struct ContainerPlan {
     public var consoleSize: (rows: UInt16, cols: UInt16) = (0, 0)
     public var preserveFds: Int32 = 0
     public var userMappings: (uid: [IDMapping], gid: [IDMapping]) = ([], [])
+    /// linux.seccomp, compiled; the child loads it last (see CBulkhead/child.c).
+    public var seccomp: SeccompFilter?
 
     /// Options of `create` that are not in config.json.
     public struct Options {
@@ -193,6 +195,9 @@ public struct ContainerPlan {
             capabilities = (try Self.mask(caps.bounding, "bounding"), try Self.mask(caps.effective, "effective"),
                             try Self.mask(caps.permitted, "permitted"), try Self.mask(caps.inheritable, "inheritable"),
                             try Self.mask(caps.ambient, "ambient"))
+        }
+        if let config = linux.seccomp {
+            do { seccomp = try SeccompFilter(config) } catch { throw RuntimeError("\(error)") }
         }
     }
 

@@ -197,10 +197,22 @@ public struct ContainerRuntime {
             childFds.append(joinFds.last!)
         }
 
+        // The seccomp agent's socket is a host path: connect here, the child cannot see it.
+        var listenerFd: Int32 = -1
+        var listenerState: [String] = []
+        if let filter = plan.seccomp, let path = filter.listenerPath {
+            do { listenerFd = lift(try UnixSocket.connect(path)) } catch {
+                throw RuntimeError("config.json: linux.seccomp.listenerPath: \(error)")
+            }
+            childFds.append(listenerFd)
+            listenerState = SeccompNotifyState.payload(id: id, bundle: bundle, annotations: spec.annotations,
+                                                       metadata: filter.listenerMetadata)
+        }
         let hooks = spec.hooks
         let createHooks = [hooks?.prestart, hooks?.createRuntime, hooks?.createContainer].contains { !($0 ?? []).isEmpty }
         let cplan = CPlan(plan, syncFd: syncFd, fifoDirfd: dirfd, consoleFd: consoleFd, joinFds: joinFds,
-                          newKeyring: !request.noNewKeyring, createHooks: createHooks)
+                          newKeyring: !request.noNewKeyring, createHooks: createHooks,
+                          seccompListenerFd: listenerFd, seccompState: listenerState)
         var cPlanValue = cplan.plan
         let stage1 = bh_spawn_container(&cPlanValue)
         if stage1 < 0 { throw RuntimeError("\(SystemError("clone"))") }

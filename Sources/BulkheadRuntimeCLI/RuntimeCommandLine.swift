@@ -223,7 +223,10 @@ public enum RuntimeCommandLine {
                 namespaces: NamespaceKind.cloneFlags.keys.sorted(),
                 capabilities: Capability.all.map(\.name),
                 cgroup: .init(v1: true, v2: true, systemd: false, systemdUser: false, rdma: false),
-                seccomp: .init(enabled: false),
+                seccomp: .init(
+                    enabled: true, actions: SeccompFilter.supportedActions(),
+                    operators: SeccompFilter.operators.map(\.name), archs: SeccompFilter.supportedArchitectures(),
+                    knownFlags: SeccompFilter.knownFlags.map(\.name), supportedFlags: SeccompFilter.supportedFlags()),
                 apparmor: .init(enabled: false),
                 selinux: .init(enabled: false),
                 intelRdt: .init(enabled: false),

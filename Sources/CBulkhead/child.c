@@ -20,10 +20,13 @@
 #include <unistd.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <linux/openat2.h>
 #include <linux/sched.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -444,7 +447,70 @@ static void setup_terminal(const struct bh_plan *p) {
     if (slave > 2) close(slave);
 }
 
-__attribute__((noreturn)) static void stage2(const struct bh_plan *p) {
+// ---- seccomp ------------------------------------------------------------------------------------
+
+_Static_assert(sizeof(struct bh_sock_filter) == sizeof(struct sock_filter), "struct sock_filter layout");
+
+// After `start` the runtime no longer reads sync_fd: the workload's stderr is the only place left
+// to say why the container did not run.
+__attribute__((noreturn)) static void fail_after_start(const char *what) {
+    int err = errno;
+    char text[256], n[24];
+    bh_strlcpy(text, "bulkhead-runtime: container init: ", sizeof text);
+    bh_strlcat(text, what, sizeof text);
+    bh_strlcat(text, ": errno ", sizeof text);
+    bh_itoa(err, n);
+    bh_strlcat(text, n, sizeof text);
+    bh_strlcat(text, "\n", sizeof text);
+    ssize_t r = write(2, text, strlen(text));
+    (void)r;
+    _exit(1);
+}
+
+// Loads the filter. With a listener, sends the notify fd to the seccomp agent with the
+// containerProcessState JSON (runtime-spec "seccomp notify"); the agent needs the container's
+// pid as the host sees it, which only stage 1 knows: it writes it into `pid_fd`.
+// Returns 0, or -1 with errno and *what set. Every syscall after the load (sendmsg, close,
+// execve) goes through the filter: the profile must allow them, as with runc.
+static int load_seccomp(const struct bh_plan *p, int pid_fd, const char **what) {
+    char pid_text[24] = "0";
+    if (p->seccomp_listener_fd >= 0) {
+        pid_t pid = 0;
+        ssize_t r;
+        do { r = read(pid_fd, &pid, sizeof pid); } while (r < 0 && errno == EINTR);
+        if (r != (ssize_t)sizeof pid) { *what = "read the container pid from stage 1"; if (r >= 0) errno = EPIPE; return -1; }
+        bh_itoa(pid, pid_text);
+    }
+    if (pid_fd >= 0) close(pid_fd);
+    struct sock_fprog prog = { .len = (unsigned short)p->seccomp_len, .filter = (struct sock_filter *)p->seccomp_filter };
+    int listener = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, p->seccomp_flags, &prog);
+    if (listener < 0) { *what = "load the seccomp filter (seccomp SECCOMP_SET_MODE_FILTER)"; return -1; }
+    if (p->seccomp_listener_fd < 0) return 0;
+
+    size_t pid_len = strlen(pid_text);
+    struct iovec iov[5] = {
+        { (void *)p->seccomp_state[0], strlen(p->seccomp_state[0]) }, { pid_text, pid_len },
+        { (void *)p->seccomp_state[1], strlen(p->seccomp_state[1]) }, { pid_text, pid_len },
+        { (void *)p->seccomp_state[2], strlen(p->seccomp_state[2]) },
+    };
+    char control[CMSG_SPACE(sizeof(int))];
+    memset(control, 0, sizeof control);
+    struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 5, .msg_control = control, .msg_controllen = sizeof control };
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &listener, sizeof(int));
+    ssize_t r;
+    do { r = sendmsg(p->seccomp_listener_fd, &msg, MSG_NOSIGNAL); } while (r < 0 && errno == EINTR);
+    if (r < 0) { *what = "send the seccomp notify fd to linux.seccomp.listenerPath"; return -1; }
+    // The workload must not hold its own notify fd, nor the agent's socket.
+    close(listener);
+    close(p->seccomp_listener_fd);
+    return 0;
+}
+
+__attribute__((noreturn)) static void stage2(const struct bh_plan *p, int pid_fd) {
     char buf[4096];
 
     if (p->new_cgroup && unshare(CLONE_NEWCGROUP) < 0) fail(p, "unshare", "cgroup namespace");
@@ -535,6 +601,10 @@ __attribute__((noreturn)) static void stage2(const struct bh_plan *p) {
     // configured sets can be applied after it.
     if (p->set_groups && setgroups((size_t)p->ngroups, (const gid_t *)p->groups) < 0) fail(p, "setgroups", NULL);
     if (p->set_caps && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) fail(p, "keep capabilities", NULL);
+    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which setuid or the configured
+    // capability sets may take away: load it now, while the child is still fully privileged.
+    const char *what = NULL;
+    if (p->seccomp_filter && !p->no_new_privs && load_seccomp(p, pid_fd, &what) < 0) fail(p, what, NULL);
     if (p->set_caps) {
         // Bounding set while CAP_SETPCAP is still held.
         for (int c = 0; c <= p->last_cap; c++) {
@@ -567,6 +637,9 @@ __attribute__((noreturn)) static void stage2(const struct bh_plan *p) {
     sigset_t all;
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
+    // With no_new_privs the filter is the very last step: nothing of the runtime's own work has
+    // to get past it, only execve (and, with a listener, sendmsg and close).
+    if (p->seccomp_filter && p->no_new_privs && load_seccomp(p, pid_fd, &what) < 0) fail_after_start(what);
     execve(exe, (char *const *)p->argv, (char *const *)p->envp);
     _exit(127);
 }
@@ -579,6 +652,7 @@ static void close_unneeded_fds(const struct bh_plan *p) {
     keep[n++] = p->sync_fd;
     if (p->fifo_dirfd >= 0) keep[n++] = p->fifo_dirfd;
     if (p->console_fd >= 0) keep[n++] = p->console_fd;
+    if (p->seccomp_listener_fd >= 0) keep[n++] = p->seccomp_listener_fd;
     for (int i = 0; i < p->njoin && n < 16; i++) keep[n++] = p->join_fds[i];
     // Insertion sort: a handful of entries.
     for (int i = 1; i < n; i++) {
@@ -630,6 +704,11 @@ __attribute__((noreturn)) static void stage1(const struct bh_plan *p) {
         fail(p, "write", "/proc/self/timens_offsets");
     }
 
+    // The seccomp agent is told the container's pid as the runtime sees it: only this stage
+    // knows it (in a new pid namespace the process itself is 1).
+    int pid_pipe[2] = { -1, -1 };
+    if (p->seccomp_listener_fd >= 0 && pipe2(pid_pipe, O_CLOEXEC) < 0) fail(p, "pipe", NULL);
+
     struct clone_args args;
     memset(&args, 0, sizeof args);
     args.flags = CLONE_PARENT;
@@ -637,7 +716,14 @@ __attribute__((noreturn)) static void stage1(const struct bh_plan *p) {
     if (pid < 0) fail(p, "clone the container process", NULL);
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
-        stage2(p);
+        if (pid_pipe[1] >= 0) close(pid_pipe[1]);
+        stage2(p, pid_pipe[0]);
+    }
+    if (pid_pipe[1] >= 0) {
+        close(pid_pipe[0]);
+        ssize_t w = write(pid_pipe[1], &pid, sizeof pid);
+        (void)w;
+        close(pid_pipe[1]);
     }
     send_msg(p->sync_fd, BH_MSG_PID, 0, pid, NULL, NULL);
     _exit(0);
@@ -762,6 +848,16 @@ int bh_tiocswinsz(int fd, uint16_t rows, uint16_t cols) {
 }
 
 int bh_flock(int fd, int op) { return flock(fd, op); }
+
+int bh_memfd(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
+
+// As runc and libseccomp probe: the kernel checks the flags before it reads the program, so a
+// NULL program fails with EFAULT when the flags are accepted and EINVAL when they are not.
+int bh_seccomp_flags_supported(unsigned int flags) {
+    errno = 0;
+    long r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, NULL);
+    return r < 0 && errno == EFAULT ? 1 : 0;
+}
 
 static void catchable(sigset_t *set) {
     sigfillset(set);

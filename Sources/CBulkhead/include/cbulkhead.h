@@ -52,6 +52,15 @@ struct bh_sysctl {
     const char *value;
 };
 
+// One BPF instruction: the layout of the kernel's struct sock_filter (<linux/filter.h>), which is
+// what a seccomp filter is made of.
+struct bh_sock_filter {
+    uint16_t code;
+    uint8_t jt;
+    uint8_t jf;
+    uint32_t k;
+};
+
 struct bh_plan {
     // Stage 1 (namespaces). It joins, unshares, then clones the container process (stage 2).
     int sync_fd;                    // SOCK_SEQPACKET to the runtime; messages are struct bh_msg
@@ -104,6 +113,16 @@ struct bh_plan {
     const char *fifo_name;
     int new_keyring;                // join a new session keyring (runc's default; --no-new-keyring)
     int create_hooks;               // stop before pivot_root until the runtime ran the create hooks
+
+    // Stage 2: seccomp. The runtime compiled linux.seccomp to BPF with libseccomp; the child only
+    // loads it with seccomp(2): right before execve with no_new_privs, else before it changes
+    // credentials (loading a filter needs no_new_privs or CAP_SYS_ADMIN, as in runc).
+    const struct bh_sock_filter *seccomp_filter; // NULL: no filter
+    int seccomp_len;                // instructions (the kernel takes at most 4096)
+    unsigned int seccomp_flags;     // SECCOMP_FILTER_FLAG_* (NEW_LISTENER when SCMP_ACT_NOTIFY is used)
+    int seccomp_listener_fd;        // connected to linux.seccomp.listenerPath, or -1: receives the
+                                    // notify fd (SCM_RIGHTS) with the containerProcessState JSON
+    const char *seccomp_state[3];   // that JSON, split where the container's pid goes (twice)
 };
 
 // Messages between the runtime and the child on plan.sync_fd.
@@ -154,6 +173,11 @@ int bh_read_signal(int fd);
 // Blocks every catchable signal (they are read from a signalfd instead) / restores the mask.
 int bh_block_catchable_signals(void);
 int bh_unblock_signals(void);
+
+// seccomp: a close-on-exec memfd (libseccomp exports a filter into a descriptor), and whether this
+// kernel takes SECCOMP_SET_MODE_FILTER with `flags` (1 yes, 0 no).
+int bh_memfd(const char *name);
+int bh_seccomp_flags_supported(unsigned int flags);
 
 // Constants the Glibc module does not export without _GNU_SOURCE.
 #define BH_O_PATH 010000000
