@@ -32,6 +32,8 @@ static const unsigned long BH_KVM_SET_IDENTITY_MAP_ADDR = KVM_SET_IDENTITY_MAP_A
 static const unsigned long BH_KVM_CREATE_IRQCHIP = KVM_CREATE_IRQCHIP;
 static const unsigned long BH_KVM_CREATE_PIT2 = KVM_CREATE_PIT2;
 static const unsigned int BH_KVM_PIT_SPEAKER_DUMMY = KVM_PIT_SPEAKER_DUMMY;
+static const unsigned long BH_KVM_IRQFD = KVM_IRQFD;
+static const unsigned int BH_KVM_IRQFD_FLAG_DEASSIGN = KVM_IRQFD_FLAG_DEASSIGN;
 
 // vCPU ioctls.
 static const unsigned long BH_KVM_RUN = KVM_RUN;
@@ -50,6 +52,7 @@ static const int BH_KVM_CAP_IRQCHIP = KVM_CAP_IRQCHIP;
 static const int BH_KVM_CAP_PIT2 = KVM_CAP_PIT2;
 static const int BH_KVM_CAP_USER_MEMORY = KVM_CAP_USER_MEMORY;
 static const int BH_KVM_CAP_EXT_CPUID = KVM_CAP_EXT_CPUID;
+static const int BH_KVM_CAP_IRQFD = KVM_CAP_IRQFD;
 
 // Exit reasons of struct kvm_run.
 static const uint32_t BH_KVM_EXIT_UNKNOWN = KVM_EXIT_UNKNOWN;
