@@ -12,8 +12,9 @@ if ! command -v swift >/dev/null 2>&1 && [[ -x /opt/swift/usr/bin/swift ]]; then
 fi
 
 # busybox-static: the rootfs of the demo and test containers. gcc: the VMM tests build their
-# freestanding guests with it. libc6-dev: headers of the C target.
-PACKAGES=(busybox-static gcc libc6-dev)
+# freestanding guests with it. libc6-dev: headers of the C target. acpica-tools: iasl, which the VMM
+# tests use to disassemble the ACPI tables the VMM builds.
+PACKAGES=(busybox-static gcc libc6-dev acpica-tools)
 
 install_packages() {
   local missing=()
