@@ -31,27 +31,27 @@ static void putc_(char c) {
   outb(COM1, (u8)c);
 }
 static void puts_(const char *s) { while (*s) putc_(*s++); }
-static void putdec(u64 v) {
+__attribute__((unused)) static void putdec(u64 v) {
   char digits[24];
   int n = 0;
   do { digits[n++] = (char)('0' + v % 10); v /= 10; } while (v);
   while (n) putc_(digits[--n]);
 }
-static void puthex(u64 v) {
+__attribute__((unused)) static void puthex(u64 v) {
   int shift = 60;
   puts_("0x");
   while (shift > 0 && !((v >> shift) & 0xf)) shift -= 4;
   for (; shift >= 0; shift -= 4) putc_("0123456789abcdef"[(v >> shift) & 0xf]);
 }
-static void putn(const char *s, u32 n) { for (u32 i = 0; i < n; i++) putc_(s[i]); }
+__attribute__((unused)) static void putn(const char *s, u32 n) { for (u32 i = 0; i < n; i++) putc_(s[i]); }
 
-static int mem_eq(const void *a, const void *b, u32 n) {
+__attribute__((unused)) static int mem_eq(const void *a, const void *b, u32 n) {
   const u8 *x = a, *y = b;
   for (u32 i = 0; i < n; i++) if (x[i] != y[i]) return 0;
   return 1;
 }
-static void mem_set(void *p, u8 v, u32 n) { volatile u8 *q = p; for (u32 i = 0; i < n; i++) q[i] = v; }
-static void mem_copy(void *d, const void *s, u32 n) {
+__attribute__((unused)) static void mem_set(void *p, u8 v, u32 n) { volatile u8 *q = p; for (u32 i = 0; i < n; i++) q[i] = v; }
+__attribute__((unused)) static void mem_copy(void *d, const void *s, u32 n) {
   volatile u8 *x = d; const u8 *y = s;
   for (u32 i = 0; i < n; i++) x[i] = y[i];
 }
