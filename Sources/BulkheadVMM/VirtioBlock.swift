@@ -152,7 +152,8 @@ public final class VirtioBlock: VirtioDevice {
         do { try memory.store(status, at: statusAddress) } catch {
             throw VirtqueueError("status byte: \(error)")
         }
-        return UInt32(dataWritten + 1)
+        // Clamped: 256 buffers of a large guest could add up past 4 GiB, which the field cannot hold.
+        return UInt32(clamping: dataWritten + 1)
     }
 
     /// (address, length) of `buffers` after dropping their first `count` bytes.

@@ -36,6 +36,11 @@ public final class VirtioMMIOTransport: MMIODevice {
         public static let queueDriverHigh: UInt64 = 0x094
         public static let queueDeviceLow: UInt64 = 0x0a0
         public static let queueDeviceHigh: UInt64 = 0x0a4
+        public static let sharedMemorySelect: UInt64 = 0x0ac
+        public static let sharedMemoryLengthLow: UInt64 = 0x0b0
+        public static let sharedMemoryLengthHigh: UInt64 = 0x0b4
+        public static let sharedMemoryBaseLow: UInt64 = 0x0b8
+        public static let sharedMemoryBaseHigh: UInt64 = 0x0bc
         public static let configGeneration: UInt64 = 0x0fc
         public static let configuration: UInt64 = 0x100
     }
@@ -103,6 +108,9 @@ public final class VirtioMMIOTransport: MMIODevice {
         case Register.queueDriverHigh: value = queueAddress(\.availableRing, high: true)
         case Register.queueDeviceLow: value = queueAddress(\.usedRing, high: false)
         case Register.queueDeviceHigh: value = queueAddress(\.usedRing, high: true)
+        case Register.sharedMemoryLengthLow, Register.sharedMemoryLengthHigh,
+             Register.sharedMemoryBaseLow, Register.sharedMemoryBaseHigh:
+            value = 0xffff_ffff  // no shared memory regions: length -1 means "does not exist"
         default: value = 0  // write-only or reserved
         }
         return UInt64(value)
@@ -207,8 +215,9 @@ public final class VirtioMMIOTransport: MMIODevice {
 
     /// Serves queue `index` if the driver has the device running and the queue ready.
     public func notify(queue index: Int) {
+        let running = Virtio.Status.featuresOK | Virtio.Status.driverOK
         guard index >= 0, index < queues.count, queues[index].ready,
-              status & Virtio.Status.driverOK != 0, failure == nil else { return }
+              status & running == running, failure == nil else { return }
         do {
             if try device.processQueue(index, queue: &queues[index], memory: memory) {
                 interruptStatus |= Virtio.Interrupt.usedBuffer

@@ -47,6 +47,8 @@ struct VirtioBlockGuestTests {
             PAST-END status=1
             USED idx=5 first-len=513
             INTERRUPT status=1 after-ack=0 lapic-irr=1
+            LOOP needs-reset=1 interrupt-status=2
+            AFTER-RESET status=15 read=0 byte=2
             DONE
 
             """)
@@ -58,6 +60,7 @@ struct VirtioBlockGuestTests {
         #expect(Array(after[512..<1024]) == expected)
         #expect(Array(after[0..<512]) == Array(before[0..<512]))
         #expect(Array(after[1024...]) == Array(before[1024...]))
+        // The loop was refused, and the reset that followed cleared the failure.
         #expect(vm.virtioDevices[0].failure == nil)
         #expect(vm.runLoop.statistics.unclaimedAccesses == 0)
     }

@@ -102,6 +102,43 @@ static u8 request(u32 type, u64 sector, u32 data_len, int device_writes_data) {
   return *(volatile u8 *)STATUS;
 }
 
+/* Reset, negotiate (VERSION_1, and RO and FLUSH if offered), set up queue 0 with empty rings,
+ * DRIVER_OK. Prints the negotiation when `report`. Returns the status read back. */
+static u32 init_device(int report) {
+  reg_write(R_STATUS, 0);
+  reg_write(R_STATUS, S_ACKNOWLEDGE);
+  reg_write(R_STATUS, S_ACKNOWLEDGE | S_DRIVER);
+  reg_write(R_DEVICE_FEATURES_SEL, 0);
+  u32 low = reg_read(R_DEVICE_FEATURES);
+  reg_write(R_DEVICE_FEATURES_SEL, 1);
+  u32 high = reg_read(R_DEVICE_FEATURES);
+  reg_write(R_DRIVER_FEATURES_SEL, 0);
+  reg_write(R_DRIVER_FEATURES, low & (F_BLK_RO | F_BLK_FLUSH));
+  reg_write(R_DRIVER_FEATURES_SEL, 1);
+  reg_write(R_DRIVER_FEATURES, high & F_VERSION_1_HIGH);
+  reg_write(R_STATUS, S_ACKNOWLEDGE | S_DRIVER | S_FEATURES_OK);
+  u32 status = reg_read(R_STATUS);
+  if (report) {
+    puts_("FEATURES version1="); putdec(high & F_VERSION_1_HIGH);
+    puts_(" ro="); putdec((low & F_BLK_RO) != 0);
+    puts_(" flush="); putdec((low & F_BLK_FLUSH) != 0);
+    puts_(" features-ok="); putdec((status & S_FEATURES_OK) != 0); putc_('\n');
+  }
+
+  mem_set((void *)DESC_TABLE, 0, 0x3000);
+  reg_write(R_QUEUE_SEL, 0);
+  u32 max = reg_read(R_QUEUE_NUM_MAX);
+  reg_write(R_QUEUE_NUM, QUEUE_SIZE);
+  reg_write(R_QUEUE_DESC_LOW, (u32)DESC_TABLE); reg_write(R_QUEUE_DESC_HIGH, 0);
+  reg_write(R_QUEUE_DRIVER_LOW, (u32)AVAIL_RING); reg_write(R_QUEUE_DRIVER_HIGH, 0);
+  reg_write(R_QUEUE_DEVICE_LOW, (u32)USED_RING); reg_write(R_QUEUE_DEVICE_HIGH, 0);
+  reg_write(R_QUEUE_READY, 1);
+  reg_write(R_STATUS, S_ACKNOWLEDGE | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
+  avail_idx = 0;
+  if (report) { puts_("QUEUE max="); putdec(max); puts_(" ready="); putdec(reg_read(R_QUEUE_READY)); }
+  return reg_read(R_STATUS);
+}
+
 static void ioapic_route(u32 gsi, u8 vector) {
   mmio_write32(IOAPIC, 0x10 + 2 * gsi);       /* IOREGSEL: redirection entry, low half */
   mmio_write32(IOAPIC + 0x10, vector);        /* fixed, physical, edge, active high, unmasked */
@@ -127,35 +164,9 @@ __attribute__((noreturn)) void guest_main(const volatile u8 *boot_params) {
   u32 irr_before = mmio_read32(LAPIC + LAPIC_IRR + 0x10 * (TEST_VECTOR / 32));
   puts_("ROUTE vector="); putdec(TEST_VECTOR); puts_(" lapic-irr="); putdec((irr_before >> (TEST_VECTOR % 32)) & 1); putc_('\n');
 
-  reg_write(R_STATUS, 0);
-  reg_write(R_STATUS, S_ACKNOWLEDGE);
-  reg_write(R_STATUS, S_ACKNOWLEDGE | S_DRIVER);
-  reg_write(R_DEVICE_FEATURES_SEL, 0);
-  u32 low = reg_read(R_DEVICE_FEATURES);
-  reg_write(R_DEVICE_FEATURES_SEL, 1);
-  u32 high = reg_read(R_DEVICE_FEATURES);
-  reg_write(R_DRIVER_FEATURES_SEL, 0);
-  reg_write(R_DRIVER_FEATURES, low & (F_BLK_RO | F_BLK_FLUSH));
-  reg_write(R_DRIVER_FEATURES_SEL, 1);
-  reg_write(R_DRIVER_FEATURES, high & F_VERSION_1_HIGH);
-  reg_write(R_STATUS, S_ACKNOWLEDGE | S_DRIVER | S_FEATURES_OK);
-  u32 status = reg_read(R_STATUS);
-  puts_("FEATURES version1="); putdec(high & F_VERSION_1_HIGH);
-  puts_(" ro="); putdec((low & F_BLK_RO) != 0);
-  puts_(" flush="); putdec((low & F_BLK_FLUSH) != 0);
-  puts_(" features-ok="); putdec((status & S_FEATURES_OK) != 0); putc_('\n');
-
-  mem_set((void *)DESC_TABLE, 0, 0x3000);
-  reg_write(R_QUEUE_SEL, 0);
-  u32 max = reg_read(R_QUEUE_NUM_MAX);
-  reg_write(R_QUEUE_NUM, QUEUE_SIZE);
-  reg_write(R_QUEUE_DESC_LOW, (u32)DESC_TABLE); reg_write(R_QUEUE_DESC_HIGH, 0);
-  reg_write(R_QUEUE_DRIVER_LOW, (u32)AVAIL_RING); reg_write(R_QUEUE_DRIVER_HIGH, 0);
-  reg_write(R_QUEUE_DEVICE_LOW, (u32)USED_RING); reg_write(R_QUEUE_DEVICE_HIGH, 0);
-  reg_write(R_QUEUE_READY, 1);
-  reg_write(R_STATUS, S_ACKNOWLEDGE | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
+  u32 status = init_device(1);
   u64 capacity = reg_read(R_CONFIG) | ((u64)reg_read(R_CONFIG + 4) << 32);
-  puts_("QUEUE max="); putdec(max); puts_(" ready="); putdec(reg_read(R_QUEUE_READY));
+  (void)status;
   puts_(" capacity="); putdec(capacity); putc_('\n');
 
   /* Sector 0: print its leading text and a sum of all 512 bytes. */
@@ -193,6 +204,23 @@ __attribute__((noreturn)) void guest_main(const volatile u8 *boot_params) {
   u32 irr = mmio_read32(LAPIC + LAPIC_IRR + 0x10 * (TEST_VECTOR / 32));
   puts_("INTERRUPT status="); putdec(isr); puts_(" after-ack="); putdec(reg_read(R_INTERRUPT_STATUS));
   puts_(" lapic-irr="); putdec((irr >> (TEST_VECTOR % 32)) & 1); putc_('\n');
+
+  /* A descriptor loop (0 -> 1 -> 0): the device must give up on the queue, say DEVICE_NEEDS_RESET
+   * with a configuration-change interrupt, and work again after the driver resets it. */
+  set_desc(0, HEADER, 16, D_NEXT, 1);
+  set_desc(1, DATA, 512, D_NEXT | D_WRITE, 0);
+  volatile u16 *avail = (volatile u16 *)AVAIL_RING;
+  avail[2 + avail_idx % QUEUE_SIZE] = 0;
+  barrier();
+  avail[1] = ++avail_idx;
+  barrier();
+  reg_write(R_QUEUE_NOTIFY, 0);
+  puts_("LOOP needs-reset="); putdec((reg_read(R_STATUS) >> 6) & 1);
+  puts_(" interrupt-status="); putdec(reg_read(R_INTERRUPT_STATUS)); putc_('\n');
+  u32 again = init_device(0);
+  mem_set((void *)DATA, 0, 512);
+  s = request(T_IN, 2, 512, 1);
+  puts_("AFTER-RESET status="); putdec(again); puts_(" read="); putdec(s); puts_(" byte="); putdec(data[0]); putc_('\n');
   puts_("DONE\n");
   reset_machine();
 }
