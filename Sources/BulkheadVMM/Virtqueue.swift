@@ -1,3 +1,5 @@
+import CBulkhead
+
 /// A malformed virtqueue: what the driver put in guest memory breaks the split-ring rules. The
 /// device that meets one stops using the queue and asks for a reset (DEVICE_NEEDS_RESET).
 public struct VirtqueueError: Error, CustomStringConvertible, Equatable {
@@ -82,6 +84,8 @@ public struct Virtqueue {
         let availableIndex = try load(UInt16.self, at: availableRing + 2, memory, "available ring index")
         let pending = availableIndex &- nextAvailable
         guard pending != 0 else { return nil }
+        // Ring entries and descriptors are read only after the index that made them available.
+        bh_fence_acquire()
         guard pending <= size else {
             throw VirtqueueError("available index \(availableIndex) is \(pending) entries ahead of the device, more than the queue size \(size)")
         }
@@ -131,8 +135,9 @@ public struct Virtqueue {
         let element = usedRing + 4 + 8 * slot
         try store(UInt32(head), at: element, memory, "used ring element")
         try store(writtenLength, at: element + 4, memory, "used ring element")
-        // The element must be visible before the index that publishes it. x86 keeps stores in
-        // order; the compiler may not reorder the two calls into separate memory, so no fence.
+        // The element must be visible before the index that publishes it (a driver on another
+        // vCPU may be polling the index).
+        bh_fence_release()
         nextUsed &+= 1
         try store(nextUsed, at: usedRing + 2, memory, "used ring index")
     }

@@ -93,6 +93,12 @@ static inline uint64_t bh_kvm_run_fail_entry_reason(const struct kvm_run *run) {
     return run->fail_entry.hardware_entry_failure_reason;
 }
 
+// Memory fences for virtqueues shared with a running guest: Swift has no fence in the standard
+// library without the Synchronization module. On x86 both compile to no instruction, but they stop
+// the compiler from moving loads and stores across them.
+static inline void bh_fence_acquire(void) { __atomic_thread_fence(__ATOMIC_ACQUIRE); }
+static inline void bh_fence_release(void) { __atomic_thread_fence(__ATOMIC_RELEASE); }
+
 // struct kvm_cpuid2 ends in a flexible array; the caller allocates header + n entries.
 static const size_t BH_KVM_CPUID2_HEADER_SIZE = sizeof(struct kvm_cpuid2);
 static inline struct kvm_cpuid_entry2 *bh_kvm_cpuid2_entries(struct kvm_cpuid2 *cpuid) { return cpuid->entries; }
