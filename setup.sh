@@ -14,7 +14,8 @@ fi
 # busybox-static: the rootfs of the demo and test containers. gcc: the VMM tests build their
 # freestanding guests with it. libc6-dev: headers of the C target. libseccomp-dev: libseccomp.a and
 # seccomp.h, which compile config.json's seccomp rules (linked statically into the runtime).
-PACKAGES=(busybox-static gcc libc6-dev libseccomp-dev)
+# acpica-tools: iasl, which the VMM tests use to disassemble the ACPI tables the VMM builds.
+PACKAGES=(busybox-static gcc libc6-dev libseccomp-dev acpica-tools)
 
 install_packages() {
   local missing=()

@@ -22,4 +22,9 @@ public enum BootLayout {
     public static let highMemoryStart: UInt64 = 0x10_0000
     /// Start of the 32-bit MMIO hole (LAPIC, IOAPIC, virtio-mmio devices); RAM stays below it.
     public static let mmioGapStart: UInt64 = 0xc000_0000
+    /// virtio-mmio windows, one page each from here (Firecracker's MMIO_MEM_START).
+    public static let virtioMMIOStart: UInt64 = 0xd000_0000
+    /// GSIs of virtio-mmio devices: IOAPIC pins 5-23, above the ISA devices that matter
+    /// (timer 0, keyboard 1, COM1 4), as Firecracker allocates them.
+    public static let virtioGSIs: ClosedRange<UInt32> = 5...23
 }

@@ -46,6 +46,13 @@ public final class GuestMemory {
         memset(hostAddress + Int(address), Int32(byte), Int(count))
     }
 
+    /// The host address of [address, address+length) after checking it lies in guest memory, for
+    /// I/O straight between guest buffers and files (pread/pwrite) without a copy.
+    public func hostPointer(_ address: UInt64, length: UInt64) throws(VMMError) -> UnsafeMutableRawPointer {
+        try checkRange(address, length: length)
+        return hostAddress + Int(address)
+    }
+
     /// Little-endian integer loads and stores (x86 guests are little-endian; addresses may be unaligned).
     public func load<T: FixedWidthInteger>(_: T.Type, at address: UInt64) throws(VMMError) -> T {
         try checkRange(address, length: UInt64(MemoryLayout<T>.size))

@@ -65,4 +65,5 @@ public struct KVMCapability: Sendable, Equatable {
     public static let pit2 = KVMCapability(rawValue: BH_KVM_CAP_PIT2)
     public static let userMemory = KVMCapability(rawValue: BH_KVM_CAP_USER_MEMORY)
     public static let extendedCPUID = KVMCapability(rawValue: BH_KVM_CAP_EXT_CPUID)
+    public static let irqfd = KVMCapability(rawValue: BH_KVM_CAP_IRQFD)
 }

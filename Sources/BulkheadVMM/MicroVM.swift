@@ -1,19 +1,38 @@
-/// What to boot: RAM size, an ELF64 kernel (vmlinux or a test guest), its command line, an initrd.
+/// A disk: a host file behind a virtio-blk device.
+public struct BlockDeviceConfiguration: Sendable, Equatable {
+    public var path: String
+    public var readOnly: Bool
+    /// What VIRTIO_BLK_T_GET_ID answers (at most 20 bytes); Linux shows it as /sys/block/vdX/serial.
+    public var serial: String
+
+    public init(path: String, readOnly: Bool = false, serial: String = "") {
+        self.path = path
+        self.readOnly = readOnly
+        self.serial = serial
+    }
+}
+
+/// What to boot: RAM size, an ELF64 kernel (vmlinux or a test guest), its command line, an initrd,
+/// and disks.
 public struct MicroVMConfiguration: Sendable {
     public var memorySize: UInt64
     public var kernel: [UInt8]
     public var commandLine: String
     public var initrd: [UInt8]?
+    public var blockDevices: [BlockDeviceConfiguration]
 
-    public init(memorySize: UInt64, kernel: [UInt8], commandLine: String, initrd: [UInt8]? = nil) {
+    public init(memorySize: UInt64, kernel: [UInt8], commandLine: String, initrd: [UInt8]? = nil,
+                blockDevices: [BlockDeviceConfiguration] = []) {
         self.memorySize = memorySize
         self.kernel = kernel
         self.commandLine = commandLine
         self.initrd = initrd
+        self.blockDevices = blockDevices
     }
 }
 
-/// A one-vCPU microVM booted directly at a kernel's 64-bit entry, with COM1 and the i8042 reset line.
+/// A one-vCPU microVM booted directly at a kernel's 64-bit entry, with COM1, the i8042 reset line,
+/// and virtio-blk disks on virtio-mmio, all described to the guest in ACPI tables.
 ///
 /// Everything that can be checked without KVM (memory size, the kernel ELF, the command line) is
 /// checked before /dev/kvm is touched, so a bad guest is refused before anything runs.
@@ -29,6 +48,10 @@ public final class MicroVM {
     public let vm: VirtualMachine
     public let vcpu: VCPU
     public let runLoop: VCPURunLoop
+    /// The virtio-mmio transports, in configuration order (disks first).
+    public let virtioDevices: [VirtioMMIOTransport]
+    /// What the ACPI tables tell the guest about each transport.
+    public let virtioDescriptions: [VirtioMMIODeviceDescription]
 
     public init(_ configuration: MicroVMConfiguration, kvm: KVMSystem? = nil) throws {
         let size = configuration.memorySize
@@ -36,7 +59,21 @@ public final class MicroVM {
             throw VMMError.invalidConfiguration(
                 "memory size \(size) must be a multiple of 4096 between 2 MiB and 3 GiB (RAM ends below the MMIO gap)")
         }
+        guard configuration.blockDevices.count <= BootLayout.virtioGSIs.count else {
+            throw VMMError.invalidConfiguration(
+                "\(configuration.blockDevices.count) virtio devices, at most \(BootLayout.virtioGSIs.count) (one GSI each)")
+        }
         self.configuration = configuration
+        // Disks open before KVM is touched, so a missing file is refused first.
+        let disks = try configuration.blockDevices.map {
+            try VirtioBlock(path: $0.path, readOnly: $0.readOnly, serial: $0.serial)
+        }
+        let descriptions = disks.indices.map { i in
+            VirtioMMIODeviceDescription(
+                baseAddress: UInt32(BootLayout.virtioMMIOStart) + UInt32(i) * VirtioMMIOTransport.windowSize,
+                gsi: BootLayout.virtioGSIs.lowerBound + UInt32(i))
+        }
+        virtioDescriptions = descriptions
         kernel = try ELFKernel(image: configuration.kernel, memorySize: size)
         e820 = E820Entry.memoryMap(memorySize: size)
         memory = try GuestMemory(size: size)
@@ -55,6 +92,7 @@ public final class MicroVM {
         try kernel.load(into: memory)
         try LinuxBoot.writeBootStructures(memory: memory, commandLine: configuration.commandLine,
                                           e820: e820, ramdisk: ramdisk)
+        try ACPITables(vcpuCount: 1, virtioDevices: descriptions).write(to: memory)
 
         let kvm = try kvm ?? KVMSystem()
         vm = try kvm.createVM()
@@ -71,7 +109,16 @@ public final class MicroVM {
         ports.register(serial, ports: serial.ports)
         ports.register(i8042, ports: I8042.dataPort...I8042.dataPort)
         ports.register(i8042, ports: I8042.commandPort...I8042.commandPort)
-        runLoop = VCPURunLoop(vcpu: vcpu, ports: ports)
+        let mmio = MMIOBus()
+        var transports: [VirtioMMIOTransport] = []
+        for (disk, d) in zip(disks, descriptions) {
+            let transport = VirtioMMIOTransport(device: disk, memory: memory,
+                                                interrupt: try IRQFDInterrupt(vm: vm, gsi: d.gsi))
+            try mmio.register(transport, base: UInt64(d.baseAddress), length: UInt64(d.windowSize))
+            transports.append(transport)
+        }
+        virtioDevices = transports
+        runLoop = VCPURunLoop(vcpu: vcpu, ports: ports, mmio: mmio)
     }
 
     /// Runs the boot vCPU on the calling thread until the guest stops.

@@ -26,17 +26,19 @@ public struct RunStatistics: Equatable, Sendable {
     public var unclaimedAccesses = 0
 }
 
-/// Runs one vCPU until the guest stops: handles KVM_EXIT_IO through a port bus, answers MMIO that no
-/// device claims with all ones, and turns the terminal exits into a VMExit. Never traps on guest
+/// Runs one vCPU until the guest stops: handles KVM_EXIT_IO through a port bus and KVM_EXIT_MMIO
+/// through an MMIO bus, answers accesses that no device claims with all ones, and turns the terminal exits into a VMExit. Never traps on guest
 /// behaviour: anything unexpected ends the loop with `.failed`.
 public final class VCPURunLoop {
     public let vcpu: VCPU
     public let ports: PortIOBus
+    public let mmio: MMIOBus
     public private(set) var statistics = RunStatistics()
 
-    public init(vcpu: VCPU, ports: PortIOBus) {
+    public init(vcpu: VCPU, ports: PortIOBus, mmio: MMIOBus = MMIOBus()) {
         self.vcpu = vcpu
         self.ports = ports
+        self.mmio = mmio
     }
 
     /// Runs the vCPU on the calling thread until the guest stops or `stop(thread:)` is called.
@@ -69,7 +71,7 @@ public final class VCPURunLoop {
                 if handlePortIO(run) == .reset { return .reset }
             case BH_KVM_EXIT_MMIO:
                 statistics.mmioExits += 1
-                handleUnclaimedMMIO(run)
+                handleMMIO(run)
             case BH_KVM_EXIT_HLT:
                 return .halted
             case BH_KVM_EXIT_SHUTDOWN:
@@ -133,12 +135,21 @@ public final class VCPURunLoop {
         return request
     }
 
-    private func handleUnclaimedMMIO(_ run: UnsafeMutablePointer<kvm_run>) {
-        // No MMIO devices yet: reads of nothing return all ones (like an empty bus), writes vanish.
-        statistics.unclaimedAccesses += 1
-        if bh_kvm_run_mmio_is_write(run) == 0, let data = bh_kvm_run_mmio_data(run) {
-            let length = min(Int(bh_kvm_run_mmio_length(run)), 8)
-            for i in 0..<length { data[i] = 0xff }
+    private func handleMMIO(_ run: UnsafeMutablePointer<kvm_run>) {
+        guard let data = bh_kvm_run_mmio_data(run) else { return }
+        let address = bh_kvm_run_mmio_address(run)
+        let size = min(Int(bh_kvm_run_mmio_length(run)), 8)
+        if bh_kvm_run_mmio_is_write(run) != 0 {
+            var value: UInt64 = 0
+            for i in 0..<size { value |= UInt64(data[i]) << (8 * UInt64(i)) }
+            if !mmio.write(address: address, size: size, value: value) { statistics.unclaimedAccesses += 1 }
+        } else {
+            // Reads of nothing return all ones, like an empty bus.
+            let value = mmio.read(address: address, size: size) ?? {
+                statistics.unclaimedAccesses += 1
+                return UInt64.max
+            }()
+            for i in 0..<size { data[i] = UInt8(truncatingIfNeeded: value >> (8 * UInt64(i))) }
         }
     }
 

@@ -56,7 +56,7 @@ struct BootGuestTests {
 
     @Test func kvmReportsWhatTheVMMNeeds() throws {
         let kvm = try KVMSystem()
-        for capability in [KVMCapability.irqchip, .pit2, .userMemory, .extendedCPUID] {
+        for capability in [KVMCapability.irqchip, .pit2, .userMemory, .extendedCPUID, .irqfd] {
             #expect(kvm.checkExtension(capability) > 0, "KVM_CAP \(capability.rawValue)")
         }
         #expect(try kvm.vcpuMmapSize() >= 4096)

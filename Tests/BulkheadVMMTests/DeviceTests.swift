@@ -41,3 +41,41 @@ struct DeviceTests {
         #expect(!bus.claims(0x80))
     }
 }
+
+/// Records MMIO accesses.
+final class RecordingMMIODevice: MMIODevice {
+    var writes: [(offset: UInt64, size: Int, value: UInt64)] = []
+    func read(offset: UInt64, size: Int) -> UInt64 { 0x1000 + offset }
+    func write(offset: UInt64, size: Int, value: UInt64) { writes.append((offset, size, value)) }
+}
+
+@Suite("MMIO bus")
+struct MMIOBusTests {
+    @Test func dispatchesByAddressWithOffsetsIntoTheWindow() throws {
+        let bus = MMIOBus()
+        let a = RecordingMMIODevice(), b = RecordingMMIODevice()
+        try bus.register(a, base: 0xd000_0000, length: 0x1000)
+        try bus.register(b, base: 0xd000_1000, length: 0x1000)
+        #expect(bus.read(address: 0xd000_0070, size: 4) == 0x1070)
+        #expect(bus.read(address: 0xd000_1004, size: 4) == 0x1004)
+        #expect(bus.write(address: 0xd000_1050, size: 4, value: 3))
+        #expect(b.writes.count == 1 && b.writes[0].offset == 0x50 && b.writes[0].value == 3 && a.writes.isEmpty)
+    }
+
+    @Test func unclaimedAndStraddlingAccessesAreNotDelivered() throws {
+        let bus = MMIOBus()
+        let a = RecordingMMIODevice()
+        try bus.register(a, base: 0xd000_0000, length: 0x1000)
+        #expect(bus.read(address: 0xcfff_fffc, size: 4) == nil)
+        #expect(bus.read(address: 0xd000_0ffe, size: 4) == nil)  // crosses the end of the window
+        #expect(!bus.write(address: 0xe000_0000, size: 4, value: 1))
+        #expect(a.writes.isEmpty)
+    }
+
+    @Test func overlappingWindowsAreRefused() throws {
+        let bus = MMIOBus()
+        try bus.register(RecordingMMIODevice(), base: 0xd000_0000, length: 0x1000)
+        #expect(throws: VMMError.self) { try bus.register(RecordingMMIODevice(), base: 0xd000_0800, length: 0x1000) }
+        #expect(throws: VMMError.self) { try bus.register(RecordingMMIODevice(), base: UInt64.max - 10, length: 0x1000) }
+    }
+}

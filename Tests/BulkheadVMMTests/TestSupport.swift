@@ -2,6 +2,8 @@ import Glibc
 
 /// Why the KVM tests may not run: they need a read-write /dev/kvm.
 let kvmAvailable = access("/dev/kvm", R_OK | W_OK) == 0
+/// The ACPI tests disassemble the tables with ACPICA's iasl (Debian package acpica-tools).
+let iaslAvailable = findInPath("iasl") != nil
 /// The test guest is compiled at run time.
 let gccAvailable = findInPath("gcc") != nil && findInPath("ld") != nil
 
@@ -46,6 +48,23 @@ func readFile(_ path: String) throws -> [UInt8] {
     return bytes
 }
 
+func writeFile(_ path: String, _ bytes: [UInt8]) throws {
+    guard let f = fopen(path, "wb") else { throw ToolFailure(description: "fopen \(path): errno \(errno)") }
+    defer { fclose(f) }
+    guard fwrite(bytes, 1, bytes.count, f) == bytes.count else {
+        throw ToolFailure(description: "fwrite \(path): errno \(errno)")
+    }
+}
+
+/// A fresh directory under /tmp; the caller removes it with `removeTree`.
+func makeTemporaryDirectory() throws -> String {
+    var template = Array("/tmp/bulkhead-vmm-test-XXXXXX".utf8CString)
+    guard let dir = mkdtemp(&template) else { throw ToolFailure(description: "mkdtemp: errno \(errno)") }
+    return String(cString: dir)
+}
+
+func removeTree(_ path: String) { try? runTool(["rm", "-rf", path]) }
+
 /// Directory of the guest sources, next to this file.
 let guestSourceDirectory: String = {
     let file = #filePath
@@ -54,19 +73,20 @@ let guestSourceDirectory: String = {
 
 /// Compiles the boot test guest (Guests/boot_entry.S + boot_guest.c, linked at 1 MiB like a
 /// vmlinux) into an ELF in a fresh temporary directory and returns its bytes.
-func buildBootGuest() throws -> [UInt8] {
-    var template = Array("/tmp/bulkhead-vmm-guest-XXXXXX".utf8CString)
-    guard let dir = mkdtemp(&template) else { throw ToolFailure(description: "mkdtemp: errno \(errno)") }
-    let directory = String(cString: dir)
-    defer { try? runTool(["rm", "-rf", directory]) }
-    let elf = "\(directory)/boot_guest.elf"
+func buildBootGuest() throws -> [UInt8] { try buildGuest("boot_guest.c") }
+
+/// Compiles Guests/boot_entry.S + Guests/`source` (which defines guest_main) the same way.
+func buildGuest(_ source: String) throws -> [UInt8] {
+    let directory = try makeTemporaryDirectory()
+    defer { removeTree(directory) }
+    let elf = "\(directory)/guest.elf"
     try runTool([
         "gcc", "-ffreestanding", "-nostdlib", "-mgeneral-regs-only", "-mno-red-zone", "-static", "-O2",
         // Kernel-mode code at fixed addresses: no PIC/PIE, no stack protector (no TLS), no unwind tables.
         "-fno-pic", "-fno-pie", "-no-pie", "-fno-stack-protector", "-fno-asynchronous-unwind-tables",
         "-Wall", "-Wextra", "-Werror",
         "-Wl,-T,\(guestSourceDirectory)/boot_guest.ld", "-Wl,--build-id=none", "-Wl,--no-warn-rwx-segments",
-        "-o", elf, "\(guestSourceDirectory)/boot_entry.S", "\(guestSourceDirectory)/boot_guest.c",
+        "-o", elf, "-I", guestSourceDirectory, "\(guestSourceDirectory)/boot_entry.S", "\(guestSourceDirectory)/\(source)",
     ])
     return try readFile(elf)
 }

@@ -32,6 +32,8 @@ static const unsigned long BH_KVM_SET_IDENTITY_MAP_ADDR = KVM_SET_IDENTITY_MAP_A
 static const unsigned long BH_KVM_CREATE_IRQCHIP = KVM_CREATE_IRQCHIP;
 static const unsigned long BH_KVM_CREATE_PIT2 = KVM_CREATE_PIT2;
 static const unsigned int BH_KVM_PIT_SPEAKER_DUMMY = KVM_PIT_SPEAKER_DUMMY;
+static const unsigned long BH_KVM_IRQFD = KVM_IRQFD;
+static const unsigned int BH_KVM_IRQFD_FLAG_DEASSIGN = KVM_IRQFD_FLAG_DEASSIGN;
 
 // vCPU ioctls.
 static const unsigned long BH_KVM_RUN = KVM_RUN;
@@ -50,6 +52,7 @@ static const int BH_KVM_CAP_IRQCHIP = KVM_CAP_IRQCHIP;
 static const int BH_KVM_CAP_PIT2 = KVM_CAP_PIT2;
 static const int BH_KVM_CAP_USER_MEMORY = KVM_CAP_USER_MEMORY;
 static const int BH_KVM_CAP_EXT_CPUID = KVM_CAP_EXT_CPUID;
+static const int BH_KVM_CAP_IRQFD = KVM_CAP_IRQFD;
 
 // Exit reasons of struct kvm_run.
 static const uint32_t BH_KVM_EXIT_UNKNOWN = KVM_EXIT_UNKNOWN;
@@ -89,6 +92,12 @@ static inline uint32_t bh_kvm_run_internal_suberror(const struct kvm_run *run) {
 static inline uint64_t bh_kvm_run_fail_entry_reason(const struct kvm_run *run) {
     return run->fail_entry.hardware_entry_failure_reason;
 }
+
+// Memory fences for virtqueues shared with a running guest: Swift has no fence in the standard
+// library without the Synchronization module. On x86 both compile to no instruction, but they stop
+// the compiler from moving loads and stores across them.
+static inline void bh_fence_acquire(void) { __atomic_thread_fence(__ATOMIC_ACQUIRE); }
+static inline void bh_fence_release(void) { __atomic_thread_fence(__ATOMIC_RELEASE); }
 
 // struct kvm_cpuid2 ends in a flexible array; the caller allocates header + n entries.
 static const size_t BH_KVM_CPUID2_HEADER_SIZE = sizeof(struct kvm_cpuid2);

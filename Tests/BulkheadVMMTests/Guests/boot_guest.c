@@ -2,10 +2,7 @@
  * kernel reads first from the zero page (the e820 memory map, the command line, the initrd), reports
  * it on COM1, then resets the machine through the i8042. Kernel-mode code is very slow on a PVM host, so
  * it touches only the few bytes it needs and does all output with port I/O (one exit per byte). */
-typedef unsigned long u64;
-typedef unsigned int u32;
-typedef unsigned short u16;
-typedef unsigned char u8;
+#include "guest_lib.h"
 
 /* struct boot_params offsets (Documentation/arch/x86/zero-page.rst) */
 #define BP_EXT_CMD_LINE_PTR 0x0c8
@@ -19,31 +16,10 @@ typedef unsigned char u8;
 #define E820_ENTRY_SIZE 20
 #define E820_RAM 1
 
-#define COM1 0x3f8
-#define COM1_LSR (COM1 + 5)
-#define LSR_THRE 0x20
-#define I8042_COMMAND 0x64
-#define I8042_RESET 0xfe
-
-static inline void outb(u16 port, u8 v) { __asm__ volatile("outb %0, %1" ::"a"(v), "Nd"(port)); }
-static inline u8 inb(u16 port) { u8 v; __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port)); return v; }
-
 /* Fields of the packed zero page, read at their byte offsets. */
 static u8 rd8(const volatile u8 *p) { return *p; }
 static u32 rd32(const volatile u8 *p) { return *(const volatile u32 *)p; }
 static u64 rd64(const volatile u8 *p) { return *(const volatile u64 *)p; }
-
-static void putc_(char c) {
-  while (!(inb(COM1_LSR) & LSR_THRE)) { }  /* a real UART may be busy; the VMM's never is */
-  outb(COM1, (u8)c);
-}
-static void puts_(const char *s) { while (*s) putc_(*s++); }
-static void putdec(u64 v) {
-  char digits[24];
-  int n = 0;
-  do { digits[n++] = (char)('0' + v % 10); v /= 10; } while (v);
-  while (n) putc_(digits[--n]);
-}
 
 __attribute__((noreturn)) void guest_main(const volatile u8 *boot_params) {
   u32 entries = rd8(boot_params + BP_E820_ENTRIES);
@@ -69,6 +45,5 @@ __attribute__((noreturn)) void guest_main(const volatile u8 *boot_params) {
     putc_('\n');
   }
 
-  outb(I8042_COMMAND, I8042_RESET);
-  for (;;) __asm__ volatile("cli; hlt");
+  reset_machine();
 }
