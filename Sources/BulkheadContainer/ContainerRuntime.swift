@@ -115,7 +115,10 @@ public struct ContainerRuntime {
                                          options: .init(noPivot: request.noPivot, preserveFds: request.preserveFds),
                                          cgroup: cgroup)
 
-            if mkfifo(store.fifoPath(id), 0o600) != 0 {
+            // The container process opens the fifo for writing after it became its configured
+            // user (or root of its user namespace): writable by others, readable by root only, as
+            // runc makes it.
+            if mkfifo(store.fifoPath(id), 0o622) != 0 || chmod(store.fifoPath(id), 0o622) != 0 {
                 throw RuntimeError("\(SystemError("mkfifo", path: store.fifoPath(id)))")
             }
             let pid = try spawn(plan: plan, spec: spec, bundle: bundle, request: request, cgroup: cgroup)
@@ -238,6 +241,22 @@ public struct ContainerRuntime {
                 throw RuntimeError("cgroup: \(error)")
             }
             try send(parentEnd, BH_MSG_GO)
+            // Stage 1 reports the container's pid and exits; stage 2 may speak first.
+            func awaitContainerPid() throws(RuntimeError) {
+                while containerPid == 0 {
+                    let next = try receive(parentEnd)
+                    if next.type == Int32(BH_MSG_ERROR.rawValue) { throw childError(next) }
+                    guard next.type == Int32(BH_MSG_PID.rawValue) else {
+                        throw RuntimeError("container init: unexpected message \(next.type)")
+                    }
+                    containerPid = Int32(next.value)
+                }
+                if !stage1Reaped {
+                    var status: Int32 = 0
+                    _ = retryingEINTR { waitpid(stage1, &status, 0) }
+                    stage1Reaped = true
+                }
+            }
             while true {
                 let message = try receive(parentEnd)
                 switch bh_msg_type(UInt32(message.type)) {
@@ -246,19 +265,9 @@ public struct ContainerRuntime {
                     try send(parentEnd, BH_MSG_USERMAP_DONE)
                 case BH_MSG_PID:
                     containerPid = Int32(message.value)
-                    var status: Int32 = 0
-                    _ = retryingEINTR { waitpid(stage1, &status, 0) }
-                    stage1Reaped = true
+                    try awaitContainerPid()
                 case BH_MSG_HOOKS:
-                    // The container process's pid comes from stage 1; it may not have arrived yet.
-                    while containerPid == 0 {
-                        let next = try receive(parentEnd)
-                        guard next.type == Int32(BH_MSG_PID.rawValue) else { throw RuntimeError("container init: unexpected message \(next.type)") }
-                        containerPid = Int32(next.value)
-                        var status: Int32 = 0
-                        _ = retryingEINTR { waitpid(stage1, &status, 0) }
-                        stage1Reaped = true
-                    }
+                    try awaitContainerPid()
                     let state = State(id: id, status: .creating, pid: containerPid, bundle: bundle, annotations: spec.annotations)
                     try HookRunner.run(hooks?.prestart, .prestart, state: state)
                     try HookRunner.run(hooks?.createRuntime, .createRuntime, state: state)
@@ -266,10 +275,10 @@ public struct ContainerRuntime {
                                        in: .init(pid: containerPid, types: spec.linux?.namespaces?.map(\.type) ?? []))
                     try send(parentEnd, BH_MSG_HOOKS_DONE)
                 case BH_MSG_READY:
+                    try awaitContainerPid()
                     return containerPid
                 case BH_MSG_ERROR:
-                    let text = withUnsafeBytes(of: message.text) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-                    throw RuntimeError("container init: \(text): \(errnoText(message.err))")
+                    throw childError(message)
                 default:
                     throw RuntimeError("container init: unexpected message \(message.type)")
                 }
@@ -278,6 +287,12 @@ public struct ContainerRuntime {
             killChildren()
             throw error
         }
+    }
+
+    /// The child's report of what failed, with its errno.
+    private func childError(_ message: bh_msg) -> RuntimeError {
+        let text = withUnsafeBytes(of: message.text) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        return RuntimeError("container init: \(text): \(errnoText(message.err))")
     }
 
     private func send(_ fd: Int32, _ type: bh_msg_type) throws(RuntimeError) {
