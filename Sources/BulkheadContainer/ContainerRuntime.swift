@@ -386,6 +386,7 @@ public struct ContainerRuntime {
         guard let record = try store.read(id) else { return (nil, .creating) }
         guard LinuxProcess.isRunning(record.pid, startTime: record.startTime) else { return (record, .stopped) }
         if Files.exists(store.fifoPath(id)) { return (record, .created) }
+        if let cgroup = try? cgroup(of: record), cgroup.isFrozen() { return (record, .paused) }
         return (record, .running)
     }
 
@@ -454,6 +455,8 @@ public struct ContainerRuntime {
         if status != .stopped {
             try? cgroup.killAll(signal: SIGKILL)
             try? LinuxProcess.signal(record.pid, startTime: record.startTime, SIGKILL)
+            // Frozen tasks take their SIGKILL when thawed.
+            if status == .paused { try? cgroup.thaw() }
             _ = LinuxProcess.waitForExit(record.pid, startTime: record.startTime, timeoutMs: 10_000)
         } else {
             // The init exited; with a shared pid namespace its children may still run.

@@ -56,7 +56,7 @@ extension Spec {
         return .success(bytes)
     }
 
-    static func translate(_ error: any Error) -> ConfigError {
+    public static func translate(_ error: any Error) -> ConfigError {
         guard let error = error as? DecodingError else {
             return ConfigError(field: "", message: "invalid JSON: \(error)")
         }

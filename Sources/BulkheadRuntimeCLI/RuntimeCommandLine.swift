@@ -34,6 +34,10 @@ public enum RuntimeCommandLine {
           delete    [--force] ID                         remove a stopped (or, with --force, any) container
           list      [--format table|json] [--quiet]      list containers
           ps        [--format table|json] ID [PS ARGS]   processes in the container
+          pause     ID / resume ID                       freeze / thaw every process of the container
+          update    [--resources FILE|-] [--memory 64m] [--pids-limit N] [--cpu-quota N] ... ID
+                                                         new cgroup limits (linux.resources JSON or runc's flags)
+          events    [--stats] [--interval 5s] ID         cgroup statistics as JSON lines
           features                                       what this runtime supports, as JSON
 
         Global flags:
@@ -112,6 +116,25 @@ public enum RuntimeCommandLine {
             let a = try Arguments.parse(args, flags: [.init("format", "f", value: true)])
             guard let id = a.positional.first else { throw RuntimeError("ps: expected ID [PS ARGS]") }
             return try ps(runtime, id: id, format: a["format"] ?? "table", psArgs: Array(a.positional.dropFirst()))
+        case "pause":
+            try runtime.pause(try oneID(try Arguments.parse(args, flags: []), command))
+        case "resume":
+            try runtime.resume(try oneID(try Arguments.parse(args, flags: []), command))
+        case "update":
+            let a = try Arguments.parse(args, flags: UpdateCommand.flags)
+            let id = try oneID(a, command)
+            try runtime.update(id, resources: try UpdateCommand.resources(a))
+        case "events":
+            let a = try Arguments.parse(args, flags: [.init("stats"), .init("interval", value: true)])
+            let id = try oneID(a, command)
+            guard let interval = EventsCommand.parseInterval(a["interval"] ?? "5s") else {
+                throw RuntimeError("events: --interval \"\(a["interval"]!)\" is not a duration like 5s or 500ms")
+            }
+            repeat {
+                output(try json(EventsCommand.event(id: id, try runtime.stats(id)), pretty: false))
+                if a.has("stats") { break }
+                usleep(UInt32(min(interval * 1_000_000, Double(UInt32.max))))
+            } while (try? runtime.state(id).status).map { $0 != .stopped } ?? false
         case "features":
             _ = try Arguments.parse(args, flags: [])
             output(try json(features(), pretty: true))
