@@ -27,7 +27,8 @@ public struct ContainerPlan {
     public var unshareFlags: Int32 = 0
     public var newCgroup = false
     public var timensOffsets: String?
-    public var rootfs: String
+    /// The root filesystem to build; nil for `exec`, which enters the container's.
+    public var rootfs: String?
     public var rootPropagation: UInt = UInt(MS_SLAVE)
     public var rootfsPropagation: UInt = 0
     public var noPivot = false
@@ -38,12 +39,12 @@ public struct ContainerPlan {
     public var sysctls: [(path: String, value: String)] = []
     public var hostname: String?
     public var domainname: String?
-    public var args: [String]
-    public var env: [String]
-    public var cwd: String
-    public var uid: UInt32
-    public var gid: UInt32
-    public var groups: [UInt32]
+    public var args: [String] = []
+    public var env: [String] = []
+    public var cwd = "/"
+    public var uid: UInt32 = 0
+    public var gid: UInt32 = 0
+    public var groups: [UInt32] = []
     public var umask: Int32 = -1
     public var rlimits: [(resource: Int32, soft: UInt64, hard: UInt64)] = []
     public var oomScoreAdj: Int32?
@@ -105,24 +106,15 @@ public struct ContainerPlan {
         guard let root = spec.root else { throw RuntimeError("config.json: root.path: missing") }
         let linux = spec.linux ?? Linux()
 
-        rootfs = Files.absolute(root.path, relativeTo: bundle)
+        let rootfs = Files.absolute(root.path, relativeTo: bundle)
         guard Files.isDirectory(rootfs) else {
             throw RuntimeError("config.json: root.path: \(rootfs) is not a directory")
         }
+        self.rootfs = rootfs
         readonlyRoot = root.readonly ?? false
         noPivot = options.noPivot
         preserveFds = options.preserveFds
-        self.args = args
-        env = process.env ?? []
-        cwd = process.cwd
-        uid = process.user.uid
-        gid = process.user.gid
-        groups = process.user.additionalGids ?? []
-        if let mask = process.user.umask { umask = Int32(mask) }
-        oomScoreAdj = process.oomScoreAdj.map { Int32($0) }
-        noNewPrivileges = process.noNewPrivileges ?? false
-        terminal = process.terminal ?? false
-        if let size = process.consoleSize { consoleSize = (UInt16(clamping: size.height), UInt16(clamping: size.width)) }
+        try applyProcess(process, args: args)
 
         // Namespaces: joined by path, or new.
         var newTypes = Set<String>()
@@ -185,6 +177,38 @@ public struct ContainerPlan {
         for (key, value) in (linux.sysctl ?? [:]).sorted(by: { $0.key < $1.key }) {
             sysctls.append((key.replacingDots(), value))
         }
+        if let config = linux.seccomp {
+            do { seccomp = try SeccompFilter(config) } catch { throw RuntimeError("\(error)") }
+        }
+    }
+
+    /// The plan of `exec`: a new process in the namespaces of a running container (`join`, by
+    /// /proc/PID/ns paths), with its seccomp filter; no root filesystem to build.
+    public init(exec process: Process, join: [(type: Int32, path: String)], seccomp: Seccomp?, preserveFds: Int32) throws(RuntimeError) {
+        guard let args = process.args, !args.isEmpty else {
+            throw RuntimeError("exec: process.args: must not be empty")
+        }
+        joinNamespaces = join
+        self.preserveFds = preserveFds
+        try applyProcess(process, args: args)
+        if let seccomp {
+            do { self.seccomp = try SeccompFilter(seccomp) } catch { throw RuntimeError("\(error)") }
+        }
+    }
+
+    /// The process part of config.json, shared by create and exec.
+    mutating func applyProcess(_ process: Process, args: [String]) throws(RuntimeError) {
+        self.args = args
+        env = process.env ?? []
+        cwd = process.cwd
+        uid = process.user.uid
+        gid = process.user.gid
+        groups = process.user.additionalGids ?? []
+        if let mask = process.user.umask { umask = Int32(mask) }
+        oomScoreAdj = process.oomScoreAdj.map { Int32($0) }
+        noNewPrivileges = process.noNewPrivileges ?? false
+        terminal = process.terminal ?? false
+        if let size = process.consoleSize { consoleSize = (UInt16(clamping: size.height), UInt16(clamping: size.width)) }
         for limit in process.rlimits ?? [] {
             guard let number = ResourceLimit.numbers[limit.type] else {
                 throw RuntimeError("config.json: process.rlimits: unknown type \"\(limit.type)\"")
@@ -195,9 +219,6 @@ public struct ContainerPlan {
             capabilities = (try Self.mask(caps.bounding, "bounding"), try Self.mask(caps.effective, "effective"),
                             try Self.mask(caps.permitted, "permitted"), try Self.mask(caps.inheritable, "inheritable"),
                             try Self.mask(caps.ambient, "ambient"))
-        }
-        if let config = linux.seccomp {
-            do { seccomp = try SeccompFilter(config) } catch { throw RuntimeError("\(error)") }
         }
     }
 

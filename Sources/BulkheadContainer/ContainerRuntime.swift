@@ -127,7 +127,7 @@ public struct ContainerRuntime {
                 throw RuntimeError("container process \(pid) exited during create")
             }
             let record = ContainerRecord(
-                id: id, bundle: bundle, rootfs: plan.rootfs, pid: pid, startTime: stat.startTime,
+                id: id, bundle: bundle, rootfs: plan.rootfs ?? "", pid: pid, startTime: stat.startTime,
                 created: Timestamp.now(), owner: Self.userName(getuid()), annotations: spec.annotations,
                 cgroup: CgroupRecord(path: cgroup.path, createdDirectories: cgroup.createdDirectories),
                 hooks: spec.hooks, namespaces: spec.linux?.namespaces?.map(\.type))
@@ -157,8 +157,8 @@ public struct ContainerRuntime {
 
     /// Clones the child, answers its requests (cgroup placement, id maps) and waits until it
     /// is built and blocked on the exec fifo. Returns the container process's pid.
-    private func spawn(plan: ContainerPlan, spec: Spec, bundle: String, request: CreateRequest,
-                       cgroup: Cgroup) throws(RuntimeError) -> Int32 {
+    func spawn(plan: ContainerPlan, spec: Spec, bundle: String, request: CreateRequest,
+               cgroup: Cgroup, waitForStart: Bool = true) throws(RuntimeError) -> Int32 {
         let id = request.id
         var pair: [Int32] = [0, 0]
         if socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) != 0 {
@@ -180,9 +180,12 @@ public struct ContainerRuntime {
         let syncFd = lift(childEnd)
         childFds[0] = syncFd
 
-        let dirfd = lift(open(store.directory(id), BH_O_PATH | O_DIRECTORY | O_CLOEXEC))
-        if dirfd < 0 { throw RuntimeError("\(SystemError("open", path: store.directory(id)))") }
-        childFds.append(dirfd)
+        var dirfd: Int32 = -1
+        if waitForStart {
+            dirfd = lift(open(store.directory(id), BH_O_PATH | O_DIRECTORY | O_CLOEXEC))
+            if dirfd < 0 { throw RuntimeError("\(SystemError("open", path: store.directory(id)))") }
+            childFds.append(dirfd)
+        }
 
         var consoleFd: Int32 = -1
         if plan.terminal, request.consoleSocket == nil, let socket = request.terminalSocket {

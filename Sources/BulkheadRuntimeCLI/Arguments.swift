@@ -2,6 +2,8 @@
 /// `--flag value`; flags stop at the first positional argument or at `--`.
 public struct Arguments: Equatable {
     public var values: [String: String] = [:]
+    /// Every value of a flag given more than once (`--env A=1 --env B=2`), in order.
+    public var repeated: [String: [String]] = [:]
     // An array, not a Set: a handful of entries, and hashing costs a static binary's start-up.
     public var switches: [String] = []
     public var positional: [String] = []
@@ -47,13 +49,16 @@ public struct Arguments: Equatable {
             }
             let key = flag.names[0]
             if flag.takesValue {
+                let value: String
                 if let inlineValue {
-                    result.values[key] = inlineValue
+                    value = inlineValue
                 } else {
                     guard i < args.count else { throw UsageError(description: "flag needs an argument: -\(name)") }
-                    result.values[key] = args[i]
+                    value = args[i]
                     i += 1
                 }
+                result.values[key] = value
+                result.repeated[key, default: []].append(value)
             } else {
                 if let inlineValue, inlineValue == "false" { result.switches.removeAll { $0 == key }; continue }
                 if !result.switches.contains(key) { result.switches.append(key) }
@@ -64,4 +69,5 @@ public struct Arguments: Equatable {
 
     public func has(_ name: String) -> Bool { switches.contains(name) }
     public subscript(_ name: String) -> String? { values[name] }
+    public func all(_ name: String) -> [String] { repeated[name] ?? [] }
 }

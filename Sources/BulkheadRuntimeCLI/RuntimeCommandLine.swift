@@ -34,6 +34,9 @@ public enum RuntimeCommandLine {
           delete    [--force] ID                         remove a stopped (or, with --force, any) container
           list      [--format table|json] [--quiet]      list containers
           ps        [--format table|json] ID [PS ARGS]   processes in the container
+          exec      [--tty] [--detach] [--pid-file F] [--console-socket S] [--cwd D] [--env K=V]... [--user U[:G]]
+                    [--cap CAP]... [--process FILE] [--preserve-fds N] ID [COMMAND ARGS...]
+                                                         run another process in a running container
           pause     ID / resume ID                       freeze / thaw every process of the container
           update    [--resources FILE|-] [--memory 64m] [--pids-limit N] [--cpu-quota N] ... ID
                                                          new cgroup limits (linux.resources JSON or runc's flags)
@@ -116,6 +119,8 @@ public enum RuntimeCommandLine {
             let a = try Arguments.parse(args, flags: [.init("format", "f", value: true)])
             guard let id = a.positional.first else { throw RuntimeError("ps: expected ID [PS ARGS]") }
             return try ps(runtime, id: id, format: a["format"] ?? "table", psArgs: Array(a.positional.dropFirst()))
+        case "exec":
+            return try ExecCommand.run(args, runtime: runtime)
         case "pause":
             try runtime.pause(try oneID(try Arguments.parse(args, flags: []), command))
         case "resume":

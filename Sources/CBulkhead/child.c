@@ -430,12 +430,15 @@ static void setup_terminal(const struct bh_plan *p) {
         struct winsize ws = { .ws_row = p->console_rows, .ws_col = p->console_cols };
         if (ioctl(slave, TIOCSWINSZ, &ws) < 0) fail(p, "set console size", NULL);
     }
-    // /dev/console is the pty, as a bind mount (runc does the same).
-    char slave_path[32];
-    fd_path(slave, slave_path);
-    int cfd = open("/dev/console", O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (cfd >= 0) close(cfd);
-    if (mount(slave_path, "/dev/console", NULL, MS_BIND, NULL) < 0) fail(p, "bind mount", "/dev/console");
+    // /dev/console is the container's pty, as a bind mount (runc does the same); an exec'd
+    // process gets a pty of its own and leaves /dev/console alone.
+    if (p->rootfs) {
+        char slave_path[32];
+        fd_path(slave, slave_path);
+        int cfd = open("/dev/console", O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (cfd >= 0) close(cfd);
+        if (mount(slave_path, "/dev/console", NULL, MS_BIND, NULL) < 0) fail(p, "bind mount", "/dev/console");
+    }
     if (bh_send_fd(p->console_fd, master, "/dev/ptmx") < 0) fail(p, "send the pty master to the console socket", NULL);
     close(master);
     close(p->console_fd);

@@ -1,0 +1,131 @@
+import BulkheadLinux
+import BulkheadOCI
+import CBulkhead
+import Glibc
+
+/// What `exec` takes: runc's `exec` flags, already turned into a process.
+public struct ExecRequest {
+    public var id: String
+    public var process: Process
+    public var detach = false
+    public var pidFile: String?
+    public var consoleSocket: String?
+    public var preserveFds: Int32 = 0
+
+    public init(id: String, process: Process, detach: Bool = false, pidFile: String? = nil,
+                consoleSocket: String? = nil, preserveFds: Int32 = 0) {
+        self.id = id
+        self.process = process
+        self.detach = detach
+        self.pidFile = pidFile
+        self.consoleSocket = consoleSocket
+        self.preserveFds = preserveFds
+    }
+}
+
+extension ContainerRuntime {
+    /// The process of config.json in the container's bundle: `exec` builds on it, as runc does.
+    public func configuredProcess(of id: String) throws(RuntimeError) -> Process {
+        try StateStore.validate(id: id)
+        guard let record = try store.read(id) else { throw RuntimeError("container \"\(id)\" does not exist") }
+        do {
+            guard let process = try Spec.load(bundle: record.bundle).process else {
+                throw RuntimeError("exec: config.json of \(record.bundle) has no process")
+            }
+            return process
+        } catch let error as RuntimeError {
+            throw error
+        } catch {
+            throw RuntimeError("exec: \(error)")
+        }
+    }
+
+    /// Runs another process in a running container: its namespaces, cgroup and seccomp filter.
+    /// Detached, returns 0 once it runs; else waits for it and returns its exit status.
+    public func exec(_ request: ExecRequest) throws(RuntimeError) -> Int32 {
+        let id = request.id
+        let record: ContainerRecord
+        let spec: Spec
+        do {
+            let lock = try store.lock(id)
+            defer { withExtendedLifetime(lock) {} }
+            let (current, status) = try current(id)
+            guard let current, status == .running || status == .created else {
+                throw RuntimeError("cannot exec in container \"\(id)\": it is \(status.rawValue)")
+            }
+            record = current
+            do { spec = try Spec.load(bundle: record.bundle) } catch { throw RuntimeError("exec: \(error)") }
+        }
+        if request.process.terminal == true && request.detach && request.consoleSocket == nil {
+            throw RuntimeError("exec: --tty with --detach needs a --console-socket to receive the terminal")
+        }
+        let plan = try ContainerPlan(exec: request.process, join: try namespacesToJoin(record.pid),
+                                     seccomp: spec.linux?.seccomp, preserveFds: request.preserveFds)
+        let cgroup = try cgroup(of: record)
+
+        var signals: Int32 = -1
+        if !request.detach {
+            LinuxProcess.becomeSubreaper()
+            _ = bh_block_catchable_signals()
+            signals = bh_signalfd_all_catchable()
+            if signals < 0 { _ = bh_unblock_signals(); throw RuntimeError("\(SystemError("signalfd"))") }
+        }
+        defer {
+            if signals >= 0 { close(signals); _ = bh_unblock_signals() }
+        }
+        var pair: [Int32] = [-1, -1]
+        if socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) != 0 {
+            throw RuntimeError("\(SystemError("socketpair"))")
+        }
+        defer { close(pair[0]); close(pair[1]) }
+
+        var spawnRequest = CreateRequest(id: id, bundle: record.bundle, pidFile: request.pidFile,
+                                         consoleSocket: request.consoleSocket, noNewKeyring: true,
+                                         preserveFds: request.preserveFds)
+        spawnRequest.terminalSocket = pair[1]
+        var quiet = spec
+        quiet.hooks = nil
+        let pid = try spawn(plan: plan, spec: quiet, bundle: record.bundle, request: spawnRequest, cgroup: cgroup,
+                            waitForStart: false)
+        if let pidFile = request.pidFile {
+            do {
+                try Files.writeAtomically(Files.absolute(pidFile, relativeTo: Files.currentDirectory()), Array("\(pid)".utf8), mode: 0o644)
+            } catch {
+                Glibc.kill(pid, SIGKILL)
+                throw RuntimeError("cannot write pid file: \(error)")
+            }
+        }
+        if request.detach { return 0 }
+
+        var terminal: Int32 = -1
+        if plan.terminal && request.consoleSocket == nil {
+            _ = bh_fcntl_setfl(pair[0], bh_fcntl_getfl(pair[0]) | O_NONBLOCK)
+            terminal = bh_recv_fd(pair[0])
+        }
+        defer { if terminal >= 0 { close(terminal) } }
+        return terminal >= 0
+            ? TerminalProxy(master: terminal).run(container: pid, signals: signals)
+            : waitForContainer(pid: pid, signals: signals)
+    }
+
+    /// The container's namespaces that differ from ours, user first: joining one we are already
+    /// in fails (EINVAL for a user namespace), and is pointless for the others.
+    func namespacesToJoin(_ pid: Int32) throws(RuntimeError) -> [(type: Int32, path: String)] {
+        let files: [(String, String)] = [("user", "user"), ("mount", "mnt"), ("pid", "pid"), ("network", "net"),
+                                         ("ipc", "ipc"), ("uts", "uts"), ("cgroup", "cgroup"), ("time", "time")]
+        var join: [(type: Int32, path: String)] = []
+        for (type, file) in files {
+            var mine = stat(), theirs = stat()
+            let path = "/proc/\(pid)/ns/\(file)"
+            guard stat(path, &theirs) == 0 else {
+                if errno == ENOENT && type == "time" { continue }
+                throw RuntimeError("exec: \(SystemError("stat", path: path))")
+            }
+            if stat("/proc/self/ns/\(file)", &mine) == 0 && mine.st_ino == theirs.st_ino && mine.st_dev == theirs.st_dev {
+                continue
+            }
+            join.append((NamespaceKind.cloneFlags[type]!, path))
+        }
+        return join
+    }
+}
