@@ -37,11 +37,12 @@ let package = Package(
         // Codable types of the OCI runtime spec, with validation. No syscalls.
         .target(name: "BulkheadOCI", swiftSettings: directMetadataAccess),
         // Typed wrappers over Linux syscalls and kernel interfaces.
-        .target(name: "BulkheadLinux", dependencies: ["CBulkhead", "CSeccomp", "BulkheadOCI"]),
+        .target(name: "BulkheadLinux", dependencies: ["CBulkhead", "CSeccomp", "BulkheadOCI"],
+                swiftSettings: directMetadataAccess),
         // The container engine: bundle -> running process, state directory, lifecycle.
-        .target(name: "BulkheadContainer", dependencies: ["BulkheadOCI", "BulkheadLinux", "CBulkhead"]),
+        .target(name: "BulkheadContainer", dependencies: ["BulkheadOCI", "BulkheadLinux", "CBulkhead"], swiftSettings: directMetadataAccess),
         // runc's command line over the container engine.
-        .target(name: "BulkheadRuntimeCLI", dependencies: ["BulkheadContainer", "BulkheadOCI", "BulkheadLinux"]),
+        .target(name: "BulkheadRuntimeCLI", dependencies: ["BulkheadContainer", "BulkheadOCI", "BulkheadLinux"], swiftSettings: directMetadataAccess),
         // The microVM monitor: KVM VM and vCPUs, guest memory, x86-64 Linux boot, legacy devices.
         .target(name: "BulkheadVMM", dependencies: ["CBulkhead"]),
         .executableTarget(

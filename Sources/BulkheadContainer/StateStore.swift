@@ -108,7 +108,7 @@ public struct StateStore: Sendable {
             throw RuntimeError("cannot read state of \(id): \(error)")
         }
         do {
-            return try JSONDecoder().decode(ContainerRecord.self, from: Data(bytes))
+            return try FastJSON.decode(ContainerRecord.self, from: bytes)
         } catch {
             throw RuntimeError("state of \(id) at \(statePath(id)) is corrupt: \(error)")
         }

@@ -7,16 +7,23 @@ public enum Files {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         if fd < 0 { throw SystemError("open", path: path) }
         defer { close(fd) }
+        // Read straight into the result's spare capacity: no zero-filled bounce buffer (kernel
+        // files report size 0, so the size cannot be asked first).
         var result: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
+        var capacity = 4096
         while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if result.count == capacity { capacity *= 2 }
+            var n = 0
+            let start = result.count
+            result.append(contentsOf: repeatElement(0, count: capacity - start))
+            n = result.withUnsafeMutableBytes { read(fd, $0.baseAddress! + start, capacity - start) }
             if n < 0 {
+                result.removeSubrange(start...)
                 if errno == EINTR { continue }
                 throw SystemError("read", path: path)
             }
+            result.removeSubrange((start + n)...)
             if n == 0 { break }
-            result.append(contentsOf: buffer[0..<n])
         }
         return result
     }

@@ -7,12 +7,29 @@ public enum LinuxProcess {
     /// Field 22 of /proc/PID/stat (start time in clock ticks since boot) and field 3 (state).
     /// Together with the pid it names one process for good: pids are recycled, start times are not.
     public static func stat(_ pid: Int32) -> (startTime: UInt64, state: Character)? {
-        guard let text = try? Files.readString("/proc/\(pid)/stat"),
-              let close = text.lastIndex(of: ")") else { return nil }
-        // After "(comm)": state is field 3, start time field 22.
-        let fields = text[text.index(after: close)...].split(separator: " ")
-        guard fields.count > 19, let state = fields[0].first, let start = UInt64(fields[19]) else { return nil }
-        return (start, state)
+        guard let bytes = try? Files.readBytes("/proc/\(pid)/stat"),
+              let close = bytes.lastIndex(of: UInt8(ascii: ")")) else { return nil }
+        // After "(comm)": state is field 3, start time field 22 (the 20th after the parenthesis).
+        var field = 0
+        var i = close + 1
+        var state: Character?
+        while i < bytes.count {
+            while i < bytes.count && bytes[i] == 0x20 { i += 1 }
+            let start = i
+            while i < bytes.count && bytes[i] != 0x20 && bytes[i] != 0x0a { i += 1 }
+            if start == i { break }
+            if field == 0 { state = Character(Unicode.Scalar(bytes[start])) }
+            if field == 19 {
+                var value: UInt64 = 0
+                for b in bytes[start..<i] {
+                    guard b >= 0x30 && b <= 0x39 else { return nil }
+                    value = value &* 10 &+ UInt64(b - 0x30)
+                }
+                return state.map { (value, $0) }
+            }
+            field += 1
+        }
+        return nil
     }
 
     /// True when `pid` is the process that started at `startTime` and has not exited (zombies
