@@ -85,6 +85,8 @@ final class CPlan {
         plan.fifo_name = string("exec.fifo")
         plan.new_keyring = newKeyring ? 1 : 0
         plan.create_hooks = createHooks ? 1 : 0
+        plan.exec_label_path = string(p.execLabel?.path)
+        plan.exec_label = string(p.execLabel?.value)
 
         plan.seccomp_listener_fd = seccompListenerFd
         if let filter = p.seccomp {

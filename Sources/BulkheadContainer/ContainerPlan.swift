@@ -54,6 +54,11 @@ public struct ContainerPlan {
     public var consoleSize: (rows: UInt16, cols: UInt16) = (0, 0)
     public var preserveFds: Int32 = 0
     public var userMappings: (uid: [IDMapping], gid: [IDMapping]) = ([], [])
+    /// The LSM label the program runs with: the file to write and its content.
+    public var execLabel: (path: String, value: String)?
+    /// Things the host cannot honour but the spec says to skip with a warning (SELinux labels on
+    /// a host without SELinux).
+    public var warnings: [String] = []
     /// linux.seccomp, compiled; the child loads it last (see CBulkhead/child.c).
     public var seccomp: SeccompFilter?
 
@@ -180,6 +185,16 @@ public struct ContainerPlan {
         if let config = linux.seccomp {
             do { seccomp = try SeccompFilter(config) } catch { throw RuntimeError("\(error)") }
         }
+        if let label = linux.mountLabel, !label.isEmpty {
+            if SecurityModules.seLinuxEnabled {
+                // The label of the filesystems the runtime creates (runc labels the same ones).
+                for i in steps.indices where ["tmpfs", "devpts", "mqueue"].contains(steps[i].fstype ?? "") {
+                    steps[i].data = (steps[i].data.map { $0 + "," } ?? "") + "context=\"\(label)\""
+                }
+            } else {
+                warnings.append("SELinux is disabled on this host: linux.mountLabel \"\(label)\" is not applied")
+            }
+        }
     }
 
     /// The plan of `exec`: a new process in the namespaces of a running container (`join`, by
@@ -214,6 +229,19 @@ public struct ContainerPlan {
                 throw RuntimeError("config.json: process.rlimits: unknown type \"\(limit.type)\"")
             }
             rlimits.append((number, limit.soft, limit.hard))
+        }
+        if let profile = process.apparmorProfile, !profile.isEmpty {
+            guard SecurityModules.appArmorEnabled else {
+                throw RuntimeError("config.json: process.apparmorProfile: AppArmor is not enabled on this host, so profile \"\(profile)\" cannot be applied")
+            }
+            execLabel = SecurityModules.appArmorExec(profile: profile)
+        }
+        if let label = process.selinuxLabel, !label.isEmpty {
+            if SecurityModules.seLinuxEnabled {
+                execLabel = SecurityModules.seLinuxExec(label: label)
+            } else {
+                warnings.append("SELinux is disabled on this host: process.selinuxLabel \"\(label)\" is not applied")
+            }
         }
         if let caps = process.capabilities {
             capabilities = (try Self.mask(caps.bounding, "bounding"), try Self.mask(caps.effective, "effective"),

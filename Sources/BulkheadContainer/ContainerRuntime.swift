@@ -114,6 +114,7 @@ public struct ContainerRuntime {
             let plan = try ContainerPlan(spec: spec, bundle: bundle,
                                          options: .init(noPivot: request.noPivot, preserveFds: request.preserveFds),
                                          cgroup: cgroup)
+            for warning in plan.warnings { warn(warning) }
 
             // The container process opens the fifo for writing after it became its configured
             // user (or root of its user namespace): writable by others, readable by root only, as

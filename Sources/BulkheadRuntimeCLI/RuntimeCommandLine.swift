@@ -255,8 +255,8 @@ public enum RuntimeCommandLine {
                     enabled: true, actions: SeccompFilter.supportedActions(),
                     operators: SeccompFilter.operators.map(\.name), archs: SeccompFilter.supportedArchitectures(),
                     knownFlags: SeccompFilter.knownFlags.map(\.name), supportedFlags: SeccompFilter.supportedFlags()),
-                apparmor: .init(enabled: false),
-                selinux: .init(enabled: false),
+                apparmor: .init(enabled: SecurityModules.appArmorEnabled),
+                selinux: .init(enabled: SecurityModules.seLinuxEnabled),
                 intelRdt: .init(enabled: false),
                 mountExtensions: .init(idmap: .init(enabled: false))))
     }

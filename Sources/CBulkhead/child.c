@@ -600,6 +600,10 @@ __attribute__((noreturn)) static void stage2(const struct bh_plan *p, int pid_fd
         fail(p, "exec: executable file not found in $PATH:", p->argv[0]);
     }
 
+    if (p->exec_label_path && write_file(p->exec_label_path, p->exec_label, strlen(p->exec_label)) < 0) {
+        fail(p, "set the security label at", p->exec_label_path);
+    }
+
     // Credentials: groups and gid while still privileged; keep capabilities across setuid so the
     // configured sets can be applied after it.
     if (p->set_groups && setgroups((size_t)p->ngroups, (const gid_t *)p->groups) < 0) fail(p, "setgroups", NULL);

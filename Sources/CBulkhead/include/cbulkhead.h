@@ -113,6 +113,10 @@ struct bh_plan {
     const char *fifo_name;
     int new_keyring;                // join a new session keyring (runc's default; --no-new-keyring)
     int create_hooks;               // stop before pivot_root until the runtime ran the create hooks
+    // The LSM label of the program: written to `exec_label_path` (AppArmor's or SELinux's
+    // /proc/self/attr/.../exec) so that it applies at execve. NULL: none.
+    const char *exec_label_path;
+    const char *exec_label;
 
     // Stage 2: seccomp. The runtime compiled linux.seccomp to BPF with libseccomp; the child only
     // loads it with seccomp(2): right before execve with no_new_privs, else before it changes
