@@ -58,6 +58,11 @@ public struct Cgroup: Sendable, Equatable {
                                     enable: CgroupSettings.v2Controllers(of: settings), settings: settings)
             }
             for setting in settings { try write(setting) }
+            // cgroup v2 has no devices controller: the rules become an eBPF program.
+            if let rules = resources?.devices, !rules.isEmpty, hierarchies.version(of: "devices") == nil,
+               let v2 = hierarchies.v2 {
+                try DeviceFilter.attach(rules, to: v2.mountPoint + path)
+            }
         } catch {
             removeCreatedDirectories()
             createdDirectories = []

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <grp.h>
+#include <linux/bpf.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -896,4 +897,34 @@ int bh_read_signal(int fd) {
     ssize_t r;
     do { r = read(fd, &info, sizeof info); } while (r < 0 && errno == EINTR);
     return r == (ssize_t)sizeof info ? (int)info.ssi_signo : -1;
+}
+
+int bh_bpf_attach_device_filter(int cgroup_fd, const void *insns, int count, char *log, unsigned int log_size) {
+    union bpf_attr load;
+    memset(&load, 0, sizeof load);
+    load.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
+    load.insns = (uint64_t)(uintptr_t)insns;
+    load.insn_cnt = (uint32_t)count;
+    load.license = (uint64_t)(uintptr_t)"Apache";
+    if (log && log_size) {
+        log[0] = 0;
+        load.log_buf = (uint64_t)(uintptr_t)log;
+        load.log_size = log_size;
+        load.log_level = 1;
+    }
+    int prog = (int)syscall(SYS_bpf, BPF_PROG_LOAD, &load, sizeof load);
+    if (prog < 0) return -1;
+    union bpf_attr attach;
+    memset(&attach, 0, sizeof attach);
+    attach.target_fd = (uint32_t)cgroup_fd;
+    attach.attach_bpf_fd = (uint32_t)prog;
+    attach.attach_type = BPF_CGROUP_DEVICE;
+    attach.attach_flags = BPF_F_ALLOW_MULTI;
+    if (syscall(SYS_bpf, BPF_PROG_ATTACH, &attach, sizeof attach) < 0) {
+        int e = errno;
+        close(prog);
+        errno = e;
+        return -1;
+    }
+    return prog;
 }

@@ -183,6 +183,11 @@ int bh_unblock_signals(void);
 int bh_memfd(const char *name);
 int bh_seccomp_flags_supported(unsigned int flags);
 
+// cgroup v2 device control: loads a BPF_PROG_TYPE_CGROUP_DEVICE program (`insns`: `count`
+// struct bpf_insn, 8 bytes each) and attaches it to the cgroup directory `cgroup_fd` with
+// BPF_F_ALLOW_MULTI. Returns the program fd, or -1 with errno (the verifier's log in `log`).
+int bh_bpf_attach_device_filter(int cgroup_fd, const void *insns, int count, char *log, unsigned int log_size);
+
 // Constants the Glibc module does not export without _GNU_SOURCE.
 #define BH_O_PATH 010000000
 #include "cbulkhead_kvm.h"
