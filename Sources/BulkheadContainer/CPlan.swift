@@ -58,7 +58,7 @@ final class CPlan {
         for (i, g) in p.groups.enumerated() { groups[i] = g }
         plan.groups = UnsafePointer(groups)
         plan.ngroups = Int32(p.groups.count)
-        plan.set_groups = 1
+        plan.set_groups = p.setGroups ? 1 : 0
         plan.umask = p.umask
         let rlimits = array(of: bh_rlimit.self, count: p.rlimits.count)
         for (i, r) in p.rlimits.enumerated() { rlimits[i] = bh_rlimit(resource: r.resource, soft: r.soft, hard: r.hard) }

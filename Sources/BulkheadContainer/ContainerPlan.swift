@@ -54,6 +54,9 @@ public struct ContainerPlan {
     public var consoleSize: (rows: UInt16, cols: UInt16) = (0, 0)
     public var preserveFds: Int32 = 0
     public var userMappings: (uid: [IDMapping], gid: [IDMapping]) = ([], [])
+    /// False when the runtime denies setgroups in a new user namespace (a user mapping only its
+    /// own gid): the child then keeps the supplementary groups it has.
+    public var setGroups = true
     /// The LSM label the program runs with: the file to write and its content.
     public var execLabel: (path: String, value: String)?
     /// Things the host cannot honour but the spec says to skip with a warning (SELinux labels on
@@ -143,7 +146,16 @@ public struct ContainerPlan {
         for type in newTypes where type != "user" && type != "cgroup" {
             unshareFlags |= NamespaceKind.cloneFlags[type]!
         }
-        if newUser { userMappings = (linux.uidMappings ?? [], linux.gidMappings ?? []) }
+        if newUser {
+            userMappings = (linux.uidMappings ?? [], linux.gidMappings ?? [])
+            let gids = userMappings.gid
+            if getuid() != 0 && gids.count == 1 && gids[0].hostID == getgid() && gids[0].size == 1 {
+                setGroups = false
+                if !(process.user.additionalGids ?? []).isEmpty {
+                    throw RuntimeError("config.json: process.user.additionalGids: a user mapping only its own gid cannot set supplementary groups (setgroups is denied); map a range through newgidmap instead")
+                }
+            }
+        }
         if let offsets = linux.timeOffsets, !offsets.isEmpty {
             timensOffsets = offsets.sorted { $0.key < $1.key }.map { clock, offset in
                 "\(clock) \(offset.secs ?? 0) \(offset.nanosecs ?? 0)"

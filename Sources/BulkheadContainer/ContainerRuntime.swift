@@ -99,17 +99,23 @@ public struct ContainerRuntime {
 
             // The cgroup first: the child is placed in it before it creates anything.
             let hierarchies = try cgroupHierarchies()
-            var cgroup: Cgroup
+            var cgroup: Cgroup?
             var resources = spec.linux?.resources ?? Resources()
             resources.devices = ContainerPlan.deviceRules(for: spec)
             do {
-                cgroup = try Cgroup(cgroupsPath: spec.linux?.cgroupsPath, containerID: id, hierarchies: hierarchies)
-                try cgroup.create(resources: resources)
+                var made = try Cgroup(cgroupsPath: spec.linux?.cgroupsPath, containerID: id, hierarchies: hierarchies)
+                try made.create(resources: resources)
+                cgroup = made
             } catch {
-                throw RuntimeError("cgroup: \(error)")
+                // A user without a delegated cgroup runs containers without one, as runc does
+                // rootless, as long as config.json asks for no limit.
+                let denied = error.errno == EACCES || error.errno == EPERM || error.errno == EROFS
+                guard getuid() != 0, denied, Self.asksForNoLimits(spec.linux?.resources) else {
+                    throw RuntimeError("cgroup: \(error)")
+                }
+                warn("cgroup: \(error); running without a cgroup (rootless, no limits asked)")
             }
-            let createdCgroup = cgroup
-            cleanup.append { _ = try? createdCgroup.remove() }
+            if let createdCgroup = cgroup { cleanup.append { _ = try? createdCgroup.remove() } }
 
             let plan = try ContainerPlan(spec: spec, bundle: bundle,
                                          options: .init(noPivot: request.noPivot, preserveFds: request.preserveFds),
@@ -130,7 +136,7 @@ public struct ContainerRuntime {
             let record = ContainerRecord(
                 id: id, bundle: bundle, rootfs: plan.rootfs ?? "", pid: pid, startTime: stat.startTime,
                 created: Timestamp.now(), owner: Self.userName(getuid()), annotations: spec.annotations,
-                cgroup: CgroupRecord(path: cgroup.path, createdDirectories: cgroup.createdDirectories),
+                cgroup: CgroupRecord(path: cgroup?.path ?? "", createdDirectories: cgroup?.createdDirectories ?? []),
                 hooks: spec.hooks, namespaces: spec.linux?.namespaces?.map(\.type))
             try store.write(record)
             if let pidFile = request.pidFile {
@@ -159,7 +165,7 @@ public struct ContainerRuntime {
     /// Clones the child, answers its requests (cgroup placement, id maps) and waits until it
     /// is built and blocked on the exec fifo. Returns the container process's pid.
     func spawn(plan: ContainerPlan, spec: Spec, bundle: String, request: CreateRequest,
-               cgroup: Cgroup, waitForStart: Bool = true) throws(RuntimeError) -> Int32 {
+               cgroup: Cgroup?, waitForStart: Bool = true) throws(RuntimeError) -> Int32 {
         let id = request.id
         var pair: [Int32] = [0, 0]
         if socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) != 0 {
@@ -240,7 +246,7 @@ public struct ContainerRuntime {
 
         do throws(RuntimeError) {
             do {
-                try cgroup.addProcess(stage1)
+                try cgroup?.addProcess(stage1)
             } catch {
                 throw RuntimeError("cgroup: \(error)")
             }
@@ -317,13 +323,41 @@ public struct ContainerRuntime {
         return message
     }
 
+    /// Writes the new user namespace's id maps. Root writes them directly. A user may map only
+    /// its own ids itself (after denying setgroups); other ranges go through the setuid helpers
+    /// newuidmap/newgidmap (package uidmap), which check /etc/subuid and /etc/subgid.
     private func writeIDMaps(pid: Int32, plan: ContainerPlan) throws(RuntimeError) {
         func text(_ mappings: [IDMapping]) -> String {
             mappings.map { "\($0.containerID) \($0.hostID) \($0.size)\n" }.joined()
         }
+        let (uids, gids) = plan.userMappings
+        if getuid() != 0 {
+            for (mappings, helper, field) in [(uids, "newuidmap", "uidMappings"), (gids, "newgidmap", "gidMappings")] {
+                let own = helper == "newuidmap" ? getuid() : getgid()
+                let onlySelf = mappings.count == 1 && mappings[0].hostID == own && mappings[0].size == 1
+                if onlySelf && helper == "newgidmap" {
+                    do { try Files.write("/proc/\(pid)/setgroups", "deny") } catch {
+                        throw RuntimeError("config.json: linux.gidMappings: \(error)")
+                    }
+                }
+                if onlySelf {
+                    do { try Files.write("/proc/\(pid)/\(helper == "newuidmap" ? "uid_map" : "gid_map")", text(mappings)) } catch {
+                        throw RuntimeError("config.json: linux.\(field): \(error)")
+                    }
+                    continue
+                }
+                let argv = [helper, "\(pid)"] + mappings.flatMap { ["\($0.containerID)", "\($0.hostID)", "\($0.size)"] }
+                do {
+                    _ = try Subprocess.output(argv)
+                } catch {
+                    throw RuntimeError("config.json: linux.\(field): \(helper) refused the mapping (\(error)); a user may map its own id, or ranges /etc/sub\(helper == "newuidmap" ? "uid" : "gid") grants it through \(helper) (package uidmap)")
+                }
+            }
+            return
+        }
         do {
-            try Files.write("/proc/\(pid)/uid_map", text(plan.userMappings.uid))
-            try Files.write("/proc/\(pid)/gid_map", text(plan.userMappings.gid))
+            try Files.write("/proc/\(pid)/uid_map", text(uids))
+            try Files.write("/proc/\(pid)/gid_map", text(gids))
         } catch {
             throw RuntimeError("config.json: linux.uidMappings/gidMappings: \(error)")
         }
@@ -421,7 +455,12 @@ public struct ContainerRuntime {
         }
         if all {
             do {
-                try cgroup(of: record).killAll(signal: signal)
+                guard let cgroup = try cgroup(of: record) else {
+                    // No cgroup: the container's processes are its init's pid namespace; signal init.
+                    try LinuxProcess.signal(record.pid, startTime: record.startTime, signal)
+                    return
+                }
+                try cgroup.killAll(signal: signal)
             } catch {
                 throw RuntimeError("kill --all: \(error)")
             }
@@ -434,9 +473,26 @@ public struct ContainerRuntime {
         }
     }
 
-    func cgroup(of record: ContainerRecord) throws(RuntimeError) -> Cgroup {
-        Cgroup(path: record.cgroup.path, hierarchies: try cgroupHierarchies(),
-               createdDirectories: record.cgroup.createdDirectories)
+    /// The container's cgroup; nil when it runs without one (rootless without delegation).
+    func cgroup(of record: ContainerRecord) throws(RuntimeError) -> Cgroup? {
+        guard !record.cgroup.path.isEmpty else { return nil }
+        return Cgroup(path: record.cgroup.path, hierarchies: try cgroupHierarchies(),
+                      createdDirectories: record.cgroup.createdDirectories)
+    }
+
+    /// The same, for operations that need one.
+    func requiredCgroup(of record: ContainerRecord, for operation: String) throws(RuntimeError) -> Cgroup {
+        guard let cgroup = try cgroup(of: record) else {
+            throw RuntimeError("\(operation): container \"\(record.id)\" has no cgroup (it was created rootless without a delegated cgroup)")
+        }
+        return cgroup
+    }
+
+    /// True when `resources` sets no limit (device rules are enforced by the user namespace).
+    static func asksForNoLimits(_ resources: Resources?) -> Bool {
+        guard var r = resources else { return true }
+        r.devices = nil
+        return r == Resources()
     }
 
     /// Removes a stopped container (or, as runc does, a created one: its process never ran the
@@ -457,17 +513,17 @@ public struct ContainerRuntime {
         }
         let cgroup = try cgroup(of: record)
         if status != .stopped {
-            try? cgroup.killAll(signal: SIGKILL)
+            try? cgroup?.killAll(signal: SIGKILL)
             try? LinuxProcess.signal(record.pid, startTime: record.startTime, SIGKILL)
             // Frozen tasks take their SIGKILL when thawed.
-            if status == .paused { try? cgroup.thaw() }
+            if status == .paused { try? cgroup?.thaw() }
             _ = LinuxProcess.waitForExit(record.pid, startTime: record.startTime, timeoutMs: 10_000)
         } else {
             // The init exited; with a shared pid namespace its children may still run.
-            if let pids = try? cgroup.pids(), !pids.isEmpty { try? cgroup.killAll(signal: SIGKILL) }
+            if let pids = try? cgroup?.pids(), !pids.isEmpty { try? cgroup?.killAll(signal: SIGKILL) }
         }
         do {
-            try cgroup.remove()
+            try cgroup?.remove()
         } catch {
             throw RuntimeError("cannot remove cgroup of \"\(id)\": \(error)")
         }
@@ -480,7 +536,8 @@ public struct ContainerRuntime {
         try StateStore.validate(id: id)
         guard let record = try store.read(id) else { throw RuntimeError("container \"\(id)\" does not exist") }
         do {
-            return try cgroup(of: record).pids().sorted()
+            guard let cgroup = try cgroup(of: record) else { return [record.pid] }
+            return try cgroup.pids().sorted()
         } catch {
             throw RuntimeError("\(error)")
         }

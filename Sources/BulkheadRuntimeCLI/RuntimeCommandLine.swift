@@ -183,7 +183,7 @@ public enum RuntimeCommandLine {
         if Files.exists(path) { throw RuntimeError("spec: \(path) exists; remove it first") }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .withoutEscapingSlashes]
-        let data = try encoder.encode(Spec.defaultSpec(rootless: rootless))
+        let data = try encoder.encode(Spec.defaultSpec(rootless: rootless, hostUID: getuid(), hostGID: getgid()))
         try Files.write(path, Array(data) + [0x0a], create: true)
     }
 
