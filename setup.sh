@@ -15,7 +15,8 @@ fi
 # freestanding guests with it. libc6-dev: headers of the C target. libseccomp-dev: libseccomp.a and
 # seccomp.h, which compile config.json's seccomp rules (linked statically into the runtime).
 # acpica-tools: iasl, which the VMM tests use to disassemble the ACPI tables the VMM builds.
-PACKAGES=(busybox-static gcc libc6-dev libseccomp-dev acpica-tools)
+# uidmap: newuidmap/newgidmap, through which a user maps id ranges into a rootless container.
+PACKAGES=(busybox-static gcc libc6-dev libseccomp-dev acpica-tools uidmap)
 
 install_packages() {
   local missing=()

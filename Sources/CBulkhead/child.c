@@ -679,6 +679,10 @@ static void close_unneeded_fds(const struct bh_plan *p) {
 
 __attribute__((noreturn)) static void stage1(const struct bh_plan *p) {
     close_unneeded_fds(p);
+    // Non-dumpable until execve (which resets it): processes already in the container (an `exec`
+    // joins them) cannot open /proc/PID/exe of this copy of the runtime to overwrite the
+    // runtime's binary (CVE-2019-5736), nor read its memory or descriptors.
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     // The runtime puts us in our cgroup first: everything we create inherits it.
     if (recv_msg(p->sync_fd, BH_MSG_GO) < 0) _exit(1);
     // Become our own process: the signal handlers are cleared by clone, the mask is not.
@@ -700,10 +704,12 @@ __attribute__((noreturn)) static void stage1(const struct bh_plan *p) {
     }
     if (p->new_user) {
         if (unshare(CLONE_NEWUSER) < 0) fail(p, "unshare", "user namespace");
-        // Writing the id maps of another process needs a dumpable target.
+        // Writing the id maps of another process needs a dumpable target (a user's /proc/PID files
+        // belong to root while it is not).
         prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
         if (send_msg(p->sync_fd, BH_MSG_USERMAP, 0, 0, NULL, NULL) < 0) _exit(1);
         if (recv_msg(p->sync_fd, BH_MSG_USERMAP_DONE) < 0) _exit(1);
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
         if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) fail(p, "become root in the new user namespace", NULL);
     }
     if (p->unshare_flags && unshare(p->unshare_flags) < 0) fail(p, "unshare namespaces", NULL);
