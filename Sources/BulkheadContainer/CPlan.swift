@@ -49,6 +49,11 @@ final class CPlan {
         plan.domainname = string(p.domainname)
 
         plan.argv = stringArray(p.args)
+        // The same argv after two slots the child fills for the exec shim.
+        let shimArgv = array(of: UnsafePointer<CChar>?.self, count: p.args.count + 3)
+        for i in p.args.indices { shimArgv[i + 2] = plan.argv[i] }
+        plan.shim_argv = UnsafeMutablePointer(shimArgv)
+        plan.exec_shim_fd = -1
         plan.envp = stringArray(p.env)
         plan.path_env = string(p.pathEnv)
         plan.cwd = string(p.cwd)

@@ -227,6 +227,14 @@ public struct ContainerRuntime {
                           newKeyring: !request.noNewKeyring, createHooks: createHooks,
                           seccompListenerFd: listenerFd, seccompState: listenerState)
         var cPlanValue = cplan.plan
+        // The program starts through the exec shim, so that the runtime's binary is never the
+        // /proc/self/exe of a process in the container (CVE-2019-5736). Where there is no shim
+        // for this architecture, the child execs the program directly.
+        let shim = bh_exec_shim_fd()
+        if shim >= 0 {
+            cPlanValue.exec_shim_fd = lift(shim)
+            childFds.append(cPlanValue.exec_shim_fd)
+        }
         let stage1 = bh_spawn_container(&cPlanValue)
         if stage1 < 0 { throw RuntimeError("\(SystemError("clone"))") }
         var stage1Reaped = false

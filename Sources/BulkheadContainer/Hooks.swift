@@ -102,11 +102,41 @@ struct HookRunner {
             close(pipeFds[1])
             throw RuntimeError("\(name): \(error)")
         }
-        // The state, then EOF. A hook that does not read it must not block us.
-        _ = bh_fcntl_setfl(pipeFds[1], bh_fcntl_getfl(pipeFds[1]) | O_NONBLOCK)
-        _ = input.withUnsafeBytes { Glibc.write(pipeFds[1], $0.baseAddress, $0.count) }
+        // The state, then EOF, however large it is; a hook that exits without reading it (EPIPE)
+        // or stops reading until its timeout must not stop or kill us.
+        let deadline = hook.timeout.map { monotonicSeconds() + Double($0) }
+        writeState(input, to: pipeFds[1], child: pid, deadline: deadline)
         close(pipeFds[1])
-        return wait(pid, timeoutSeconds: hook.timeout)
+        let remaining = deadline.map { max(0, Int(($0 - monotonicSeconds()).rounded(.up))) }
+        return wait(pid, timeoutSeconds: remaining.map { max($0, 1) })
+    }
+
+    static func monotonicSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
+    /// Writes all of `bytes` to the hook's stdin, in pieces as the pipe drains, until the hook
+    /// exits or the deadline passes. SIGPIPE is ignored meanwhile: a hook that exits first gives
+    /// EPIPE, not our death. (Ignored only here: the hook was spawned with the default.)
+    private static func writeState(_ bytes: [UInt8], to fd: Int32, child: pid_t, deadline: Double?) {
+        let previous = signal(SIGPIPE, SIG_IGN)
+        defer { signal(SIGPIPE, previous) }
+        _ = bh_fcntl_setfl(fd, bh_fcntl_getfl(fd) | O_NONBLOCK)
+        let pidfd = bh_pidfd_open(child)
+        defer { if pidfd >= 0 { close(pidfd) } }
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            if n > 0 { offset += n; continue }
+            if n < 0 && errno == EINTR { continue }
+            guard n < 0 && errno == EAGAIN else { return }
+            var fds = [pollfd(fd: fd, events: Int16(POLLOUT), revents: 0), pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)]
+            let wait = deadline.map { Int32(clamping: Int(max(0, ($0 - monotonicSeconds()) * 1000))) } ?? -1
+            if retryingEINTR({ poll(&fds, pidfd >= 0 ? 2 : 1, wait) }) <= 0 { return }
+            if pidfd >= 0 && fds[1].revents != 0 { return }
+        }
     }
 
     /// Waits for our child, killing it when the timeout passes (then -1).

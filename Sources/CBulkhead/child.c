@@ -648,6 +648,18 @@ __attribute__((noreturn)) static void stage2(const struct bh_plan *p, int pid_fd
     // With no_new_privs the filter is the very last step: nothing of the runtime's own work has
     // to get past it, only execve (and, with a listener, sendmsg and close).
     if (p->seccomp_filter && p->no_new_privs && load_seccomp(p, pid_fd, &what) < 0) fail_after_start(what);
+    if (p->exec_shim_fd >= 0) {
+        // Through execve of /proc/self/fd/N, which a seccomp profile allows whenever it lets the
+        // program start at all; execveat where the container has no /proc.
+        p->shim_argv[0] = "bulkhead-exec";
+        p->shim_argv[1] = exe;
+        char shim_path[32];
+        fd_path(p->exec_shim_fd, shim_path);
+        execve(shim_path, (char *const *)p->shim_argv, (char *const *)p->envp);
+        if (errno == ENOENT) {
+            syscall(SYS_execveat, p->exec_shim_fd, "", (char *const *)p->shim_argv, (char *const *)p->envp, AT_EMPTY_PATH);
+        }
+    }
     execve(exe, (char *const *)p->argv, (char *const *)p->envp);
     _exit(127);
 }
@@ -661,6 +673,7 @@ static void close_unneeded_fds(const struct bh_plan *p) {
     if (p->fifo_dirfd >= 0) keep[n++] = p->fifo_dirfd;
     if (p->console_fd >= 0) keep[n++] = p->console_fd;
     if (p->seccomp_listener_fd >= 0) keep[n++] = p->seccomp_listener_fd;
+    if (p->exec_shim_fd >= 0) keep[n++] = p->exec_shim_fd;
     for (int i = 0; i < p->njoin && n < 16; i++) keep[n++] = p->join_fds[i];
     // Insertion sort: a handful of entries.
     for (int i = 1; i < n; i++) {

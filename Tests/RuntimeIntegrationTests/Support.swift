@@ -152,9 +152,22 @@ func spawnProcess(_ argv: [String], stdin: Int32? = nil, stdout: Int32, stderr: 
     var pid: pid_t = 0
     let cArgs = argv.map { strdup($0) } + [nil]
     defer { cArgs.forEach { free($0) } }
-    let rc = posix_spawn(&pid, argv[0], &actions, &attributes, cArgs, environ)
+    let rc = spawnedLock.withLock {
+        let rc = posix_spawn(&pid, argv[0], &actions, &attributes, cArgs, environ)
+        if rc == 0 { spawnedPids.insert(pid) }
+        return rc
+    }
     if rc != 0 { throw TestError("posix_spawn \(argv[0]): errno \(rc)") }
     return pid
+}
+
+/// Children the tests spawned themselves: each is waited for by the test that spawned it, so the
+/// orphan reaper (which runs while other suites work in parallel) must leave them alone.
+nonisolated(unsafe) private var spawnedPids: Set<pid_t> = []
+private let spawnedLock = NSLockish()
+
+func isSpawnedByTest(_ pid: pid_t) -> Bool {
+    spawnedLock.withLock { spawnedPids.contains(pid) }
 }
 
 /// Waits for our child `pid` without blocking a cooperative thread; kills it after `timeout`.
@@ -244,7 +257,9 @@ func children(of parent: pid_t) -> [pid_t] {
 /// before exec) and that were orphaned to us, the subreaper. Returns their pids after reaping.
 @discardableResult
 func reapRuntimeZombies() -> [pid_t] {
-    let zombies = children(of: getpid()).filter { processState($0) == "Z" && processName($0).hasPrefix("bulkhead-run") }
+    let zombies = children(of: getpid()).filter {
+        processState($0) == "Z" && processName($0).hasPrefix("bulkhead-run") && !isSpawnedByTest($0)
+    }
     for pid in zombies { reapIfChild(pid, timeoutMs: 0) }
     return zombies
 }

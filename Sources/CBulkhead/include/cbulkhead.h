@@ -117,6 +117,11 @@ struct bh_plan {
     // /proc/self/attr/.../exec) so that it applies at execve. NULL: none.
     const char *exec_label_path;
     const char *exec_label;
+    // A sealed memfd holding the exec shim (exec_shim.c), or -1: the program is exec'd through it
+    // with `shim_argv`, which has two free slots (the shim's argv[0] and the program's path)
+    // before the program's argv.
+    int exec_shim_fd;
+    const char **shim_argv;
 
     // Stage 2: seccomp. The runtime compiled linux.seccomp to BPF with libseccomp; the child only
     // loads it with seccomp(2): right before execve with no_new_privs, else before it changes
@@ -150,6 +155,9 @@ struct bh_msg {
 
 // Clones stage 1, which runs `plan` and never returns. Returns its pid, or -1 with errno.
 pid_t bh_spawn_container(const struct bh_plan *plan);
+
+// A sealed memfd with the exec shim (see exec_shim.c), or -1 with errno (ENOSYS off x86-64).
+int bh_exec_shim_fd(void);
 
 // Runs `path` in the namespaces `ns_fds` (of a container: user first), with `stdin_fd` as stdin.
 // With a pid namespace among them, an intermediate process joins and forks, so the program runs
