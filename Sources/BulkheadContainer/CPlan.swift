@@ -122,6 +122,7 @@ final class CPlan {
             op.gid = step.gid
             op.remount_flags = UInt32(truncatingIfNeeded: step.remountFlags)
             op.target_is_file = step.targetIsFile ? 1 : 0
+            op.copy_up = step.copyUp ? 1 : 0
             op.source = string(step.source)
             op.target = string(step.target)
             op.fstype = string(step.fstype)

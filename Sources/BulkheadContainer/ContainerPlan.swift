@@ -16,6 +16,7 @@ public struct ContainerPlan {
         public var flags: UInt = 0
         public var remountFlags: UInt = 0
         public var targetIsFile = false
+        public var copyUp = false
         public var mode: UInt32 = 0
         public var device: UInt64 = 0
         public var uid: UInt32 = 0
@@ -98,7 +99,8 @@ public struct ContainerPlan {
             .init(allow: true, type: "c", major: 5, minor: 2, access: "rwm"),
             .init(allow: true, type: "c", major: 10, minor: 200, access: "rwm"),
         ]
-        for device in spec.linux?.devices ?? [] {
+        // A fifo is no device to the devices cgroup: no rule.
+        for device in spec.linux?.devices ?? [] where device.type != "p" {
             let type = device.type == "u" ? "c" : device.type
             rules.append(.init(allow: true, type: type, major: device.major, minor: device.minor, access: "rwm"))
         }
@@ -169,9 +171,9 @@ public struct ContainerPlan {
                 throw RuntimeError("config.json: linux.rootfsPropagation: unknown value \"\(propagation)\"")
             }
             rootfsPropagation = UInt(flag)
-            // The host side must not receive our mounts unless asked to share with it.
-            if flag & Int(MS_SHARED) != 0 { rootPropagation = UInt(MS_SHARED) }
-            else if flag & Int(MS_PRIVATE) != 0 { rootPropagation = UInt(MS_PRIVATE) }
+            // Before pivot_root the tree stays slave (or private when asked): pivot_root refuses a
+            // shared new root. A shared propagation is given to the new / after the pivot.
+            if flag & Int(MS_PRIVATE) != 0 { rootPropagation = UInt(MS_PRIVATE) }
         }
 
         try addMounts(spec.mounts ?? [], bundle: bundle, cgroup: cgroup, newNetwork: newTypes.contains("network"))
@@ -299,9 +301,14 @@ public struct ContainerPlan {
                 guard let type = mount.type, !type.isEmpty else {
                     throw RuntimeError("\(field).type: required for a mount that is not a bind mount")
                 }
-                steps.append(Step(kind: UInt32(BH_OP_MOUNT.rawValue), source: mount.source ?? type, target: destination,
-                                  fstype: type, data: options.data.isEmpty ? nil : options.data.joined(separator: ","),
-                                  flags: options.flags))
+                if options.copyUp && type != "tmpfs" {
+                    throw RuntimeError("\(field).options: tmpcopyup applies to tmpfs mounts only, not \(type)")
+                }
+                var step = Step(kind: UInt32(BH_OP_MOUNT.rawValue), source: mount.source ?? type, target: destination,
+                                fstype: type, data: options.data.isEmpty ? nil : options.data.joined(separator: ","),
+                                flags: options.flags)
+                step.copyUp = options.copyUp
+                steps.append(step)
             }
             for flag in options.propagation {
                 steps.append(Step(kind: UInt32(BH_OP_PROPAGATE.rawValue), target: destination, flags: flag))

@@ -286,7 +286,9 @@ public struct ContainerRuntime {
                     try awaitContainerPid()
                 case BH_MSG_HOOKS:
                     try awaitContainerPid()
-                    let state = State(id: id, status: .creating, pid: containerPid, bundle: bundle, annotations: spec.annotations)
+                    // "created", as crun and the conformance suite have it: the container exists
+                    // and its process waits; only the root is not pivoted yet.
+                    let state = State(id: id, status: .created, pid: containerPid, bundle: bundle, annotations: spec.annotations)
                     try HookRunner.run(hooks?.prestart, .prestart, state: state)
                     try HookRunner.run(hooks?.createRuntime, .createRuntime, state: state)
                     try HookRunner.run(hooks?.createContainer, .createContainer, state: state,
@@ -506,6 +508,12 @@ public struct ContainerRuntime {
     /// Removes a stopped container (or, as runc does, a created one: its process never ran the
     /// user's program). `force` kills a running one first.
     public func delete(_ id: String, force: Bool = false) throws(RuntimeError) {
+        // runc's answer to `delete --force` of a container that is not there: nothing to do.
+        // Engines call it after a failed create.
+        if force && !Files.exists(store.directory(id)) {
+            try StateStore.validate(id: id)
+            return
+        }
         let lock = try store.lock(id)
         defer { withExtendedLifetime(lock) {} }
         let (record, status) = try current(id)

@@ -37,13 +37,16 @@ struct HookRunner {
         }
     }
 
-    /// Runs the hooks and logs failures instead of failing: poststart and poststop failures do
-    /// not change the outcome of the operation (the spec's rule).
+    /// Runs every hook and logs failures instead of failing: a failed poststart or poststop hook
+    /// changes neither the outcome of the operation nor whether the hooks after it run (the
+    /// spec's rule).
     static func runReportingFailures(_ hooks: [Hook]?, _ kind: Kind, state: State, warn: (String) -> Void) {
-        do {
-            try run(hooks, kind, state: state)
-        } catch {
-            warn("\(error)")
+        for hook in hooks ?? [] {
+            do {
+                try run([hook], kind, state: state)
+            } catch {
+                warn("\(error)")
+            }
         }
     }
 

@@ -9,6 +9,8 @@ public struct MountOptions: Equatable, Sendable {
     public var data: [String] = []
     public var isBind = false
     public var isRecursive = false
+    /// runc's tmpcopyup: the new tmpfs starts with what the image had at the mount point.
+    public var copyUp = false
 
     /// Flags mount(2) ignores with MS_BIND; they need MS_REMOUNT|MS_BIND afterwards.
     public var bindRemountFlags: UInt {
@@ -37,7 +39,7 @@ public struct MountOptions: Equatable, Sendable {
 
     /// Every option word this parser gives a meaning to other than filesystem data (for `features`).
     public static var knownOptions: [String] {
-        (Array(setting.keys) + Array(clearing.keys) + Array(propagationFlags.keys)).sorted()
+        (Array(setting.keys) + Array(clearing.keys) + Array(propagationFlags.keys) + ["tmpcopyup"]).sorted()
     }
 
     public init(_ options: [String], type: String?) {
@@ -48,6 +50,8 @@ public struct MountOptions: Equatable, Sendable {
                 flags &= ~UInt(f)
             } else if let f = Self.propagationFlags[option] {
                 propagation.append(UInt(f))
+            } else if option == "tmpcopyup" {
+                copyUp = true
             } else {
                 data.append(option)
             }

@@ -38,11 +38,13 @@ extension Spec {
 
     /// The hostname and domain name are set in the container's own UTS namespace; setting them in a
     /// joined or the host's namespace would change someone else's.
+    /// A hostname is set in the container's own UTS namespace, new or joined by path (the spec
+    /// allows both; runc asks only for an entry): never in the runtime's.
     private func validateUTS() throws(ConfigError) {
-        let ownUTS = linux?.createsNamespace("uts") ?? false
+        let ownUTS = linux?.namespaces?.contains { $0.type == "uts" } ?? false
         for (field, value) in [("hostname", hostname), ("domainname", domainname)] {
             if let value, !value.isEmpty, !ownUTS {
-                throw ConfigError(field: field, message: "setting it requires a new UTS namespace: expected {\"type\": \"uts\"} without a path in linux.namespaces")
+                throw ConfigError(field: field, message: "setting it requires a UTS namespace of the container: expected an entry {\"type\": \"uts\"} in linux.namespaces")
             }
         }
     }

@@ -219,6 +219,80 @@ static unsigned long mount_flags_of(const char *path) {
     return f;
 }
 
+// The child's copy of the process memory is its own: a static buffer needs no allocation.
+static char copy_buffer[65536];
+
+// copy_file_range, or read/write where the kernel will not copy across these filesystems.
+static int copy_file(int in, int out) {
+    for (;;) {
+        ssize_t c = copy_file_range(in, NULL, out, NULL, 1 << 20, 0);
+        if (c == 0) return 0;
+        if (c > 0) continue;
+        if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP) return -1;
+        break;
+    }
+    for (;;) {
+        ssize_t r = read(in, copy_buffer, sizeof copy_buffer);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return -1;
+        if (r == 0) return 0;
+        for (ssize_t w = 0; w < r;) {
+            ssize_t n = write(out, copy_buffer + w, (size_t)(r - w));
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) return -1;
+            w += n;
+        }
+    }
+}
+
+// Copies the tree under directory `from` into directory `to` (both fds), keeping modes, owners
+// and symlinks; regular files with copy_file_range. For tmpcopyup, whose source is an image
+// directory of moderate depth: deeper than 32 levels is refused rather than recursed into.
+static int copy_tree(int from, int to, int depth) {
+    if (depth > 32) { errno = ELOOP; return -1; }
+    char buf[4096];
+    for (;;) {
+        long n = syscall(SYS_getdents64, from, buf, sizeof buf);
+        if (n < 0) return -1;
+        if (n == 0) return 0;
+        for (long off = 0; off < n;) {
+            struct linux_dirent64 { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; };
+            struct linux_dirent64 *d = (struct linux_dirent64 *)(buf + off);
+            off += d->reclen;
+            if (!strcmp(d->name, ".") || !strcmp(d->name, "..")) continue;
+            struct stat st;
+            if (fstatat(from, d->name, &st, AT_SYMLINK_NOFOLLOW) < 0) return -1;
+            if (S_ISDIR(st.st_mode)) {
+                if (mkdirat(to, d->name, st.st_mode & 07777) < 0 && errno != EEXIST) return -1;
+                int sub_from = openat(from, d->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                int sub_to = openat(to, d->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (sub_from < 0 || sub_to < 0) return -1;
+                int r = copy_tree(sub_from, sub_to, depth + 1);
+                close(sub_from);
+                close(sub_to);
+                if (r < 0) return -1;
+            } else if (S_ISLNK(st.st_mode)) {
+                char link[4096];
+                ssize_t len = readlinkat(from, d->name, link, sizeof link - 1);
+                if (len < 0) return -1;
+                link[len] = 0;
+                if (symlinkat(link, to, d->name) < 0 && errno != EEXIST) return -1;
+            } else if (S_ISREG(st.st_mode)) {
+                int in = openat(from, d->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+                int out = openat(to, d->name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, st.st_mode & 07777);
+                if (in < 0 || out < 0) return -1;
+                if (copy_file(in, out) < 0) return -1;
+                close(in);
+                close(out);
+            } else {
+                if (mknodat(to, d->name, st.st_mode, st.st_rdev) < 0 && errno != EEXIST) return -1;
+            }
+            if (fchownat(to, d->name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0) return -1;
+            if (!S_ISLNK(st.st_mode) && fchmodat(to, d->name, st.st_mode & 07777, 0) < 0) return -1;
+        }
+    }
+}
+
 static void run_op(const struct bh_plan *p, int rootfd, const struct bh_op *op) {
     char target[32];
     int fd;
@@ -285,10 +359,23 @@ static void run_op(const struct bh_plan *p, int rootfd, const struct bh_op *op) 
         fd = open_in_root(rootfd, op->target, O_PATH);
         if (fd < 0) fail(p, "open mount point", op->target);
         fd_path(fd, target);
+        // tmpcopyup: keep a handle on the image's directory, which the mount is about to cover.
+        int original = -1;
+        if (op->copy_up) {
+            original = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (original < 0) fail(p, "open for tmpcopyup", op->target);
+        }
         if (mount(op->source, target, op->fstype, op->flags, op->data) < 0) {
             fail(p, "mount", op->target);
         }
         close(fd);
+        if (original >= 0) {
+            int copy = open_in_root(rootfd, op->target, O_RDONLY | O_DIRECTORY);
+            if (copy < 0) fail(p, "open for tmpcopyup", op->target);
+            if (copy_tree(original, copy, 0) < 0) fail(p, "tmpcopyup into", op->target);
+            close(copy);
+            close(original);
+        }
         if (op->remount_flags) {
             // A bind mount takes ro, nosuid... only on a second, remounting pass. Re-resolve: the
             // target is now the new mount's root.
@@ -598,7 +685,13 @@ __attribute__((noreturn)) static void stage2(const struct bh_plan *p, int pid_fd
     if (p->cwd && chdir(p->cwd) < 0) fail(p, "chdir to cwd", p->cwd);
     char exe[4096];
     if (find_executable(p->argv[0], p->path_env, exe, sizeof exe) < 0) {
-        fail(p, "exec: executable file not found in $PATH:", p->argv[0]);
+        // runc's wording, which engines match to report exit status 127.
+        char what[1024];
+        bh_strlcpy(what, "exec: \"", sizeof what);
+        bh_strlcat(what, p->argv[0], sizeof what);
+        bh_strlcat(what, strchr(p->argv[0], '/') ? "\": stat " : "\": executable file not found in $PATH", sizeof what);
+        if (strchr(p->argv[0], '/')) bh_strlcat(what, p->argv[0], sizeof what);
+        fail(p, what, NULL);
     }
 
     if (p->exec_label_path && write_file(p->exec_label_path, p->exec_label, strlen(p->exec_label)) < 0) {

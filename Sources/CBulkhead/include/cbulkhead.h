@@ -35,6 +35,7 @@ struct bh_op {
     uint32_t uid, gid;      // owner for MKNOD
     uint32_t remount_flags; // MS_* for a second MS_REMOUNT|MS_BIND pass (bind mounts with ro, nosuid...)
     uint32_t target_is_file;// bind mount of a non-directory: create a file, not a directory
+    uint32_t copy_up;       // tmpcopyup (runc's option): copy what the image had at target into the new mount
     const char *source;
     const char *target;
     const char *fstype;
