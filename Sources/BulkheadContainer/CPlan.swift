@@ -32,6 +32,7 @@ final class CPlan {
         plan.root_propagation = UInt64(p.rootPropagation)
         plan.rootfs_propagation = UInt64(p.rootfsPropagation)
         plan.no_pivot = p.noPivot ? 1 : 0
+        plan.host_mount_ns = p.hostMountNamespace ? 1 : 0
         plan.readonly_root = p.readonlyRoot ? 1 : 0
 
         plan.ops = operations(p.steps)

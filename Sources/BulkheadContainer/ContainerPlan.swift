@@ -33,6 +33,8 @@ public struct ContainerPlan {
     public var rootPropagation: UInt = UInt(MS_SLAVE)
     public var rootfsPropagation: UInt = 0
     public var noPivot = false
+    /// No mount namespace in config.json: mounts go into the runtime's, the root is a chroot.
+    public var hostMountNamespace = false
     public var readonlyRoot = false
     public var steps: [Step] = []
     /// Steps run after pivot_root, in the container's view: readonlyPaths, then maskedPaths (runc's order).
@@ -140,9 +142,9 @@ public struct ContainerPlan {
         }
         // The user namespace is joined first: the others are owned by it.
         joinNamespaces.sort { a, _ in a.type == NamespaceKind.cloneFlags["user"]! }
-        guard newTypes.contains("mount") else {
-            throw RuntimeError("config.json: linux.namespaces: a new mount namespace is required (no entry {\"type\": \"mount\"} without a path)")
-        }
+        // Without a mount namespace entry the container shares the runtime's (the spec's rule):
+        // its mounts land there, under the rootfs, and delete takes them away.
+        hostMountNamespace = !(linux.namespaces ?? []).contains { $0.type == "mount" }
         newUser = newTypes.contains("user")
         newCgroup = newTypes.contains("cgroup")
         for type in newTypes where type != "user" && type != "cgroup" {

@@ -121,6 +121,9 @@ public struct ContainerRuntime {
                                          options: .init(noPivot: request.noPivot, preserveFds: request.preserveFds),
                                          cgroup: cgroup)
             for warning in plan.warnings { warn(warning) }
+            if plan.hostMountNamespace, let rootfs = plan.rootfs {
+                cleanup.append { try? MountTable.unmountAll(under: rootfs) }
+            }
 
             // The container process opens the fifo for writing after it became its configured
             // user (or root of its user namespace): writable by others, readable by root only, as
@@ -137,7 +140,8 @@ public struct ContainerRuntime {
                 id: id, bundle: bundle, rootfs: plan.rootfs ?? "", pid: pid, startTime: stat.startTime,
                 created: Timestamp.now(), owner: Self.userName(getuid()), annotations: spec.annotations,
                 cgroup: CgroupRecord(path: cgroup?.path ?? "", createdDirectories: cgroup?.createdDirectories ?? []),
-                hooks: spec.hooks, namespaces: spec.linux?.namespaces?.map(\.type))
+                hooks: spec.hooks, namespaces: spec.linux?.namespaces?.map(\.type),
+                hostMounts: plan.hostMountNamespace ? true : nil)
             try store.write(record)
             if let pidFile = request.pidFile {
                 let path = Files.absolute(pidFile, relativeTo: Files.currentDirectory())
@@ -542,6 +546,11 @@ public struct ContainerRuntime {
             try cgroup?.remove()
         } catch {
             throw RuntimeError("cannot remove cgroup of \"\(id)\": \(error)")
+        }
+        if record.hostMounts == true, !record.rootfs.isEmpty {
+            do { try MountTable.unmountAll(under: record.rootfs) } catch {
+                throw RuntimeError("cannot unmount what container \"\(id)\" mounted under \(record.rootfs): \(error)")
+            }
         }
         try store.remove(id)
         HookRunner.runReportingFailures(record.hooks?.poststop, .poststop, state: state(of: record, .stopped), warn: warn)

@@ -22,6 +22,9 @@ public struct ContainerRecord: Codable, Sendable {
     /// startContainer hooks join: config.json may change after create.
     public var hooks: Hooks?
     public var namespaces: [String]?
+    /// The container had no mount namespace: its mounts under the rootfs are in the runtime's,
+    /// and delete detaches them.
+    public var hostMounts: Bool?
 }
 
 /// The state directory (`--root`): one directory per container, each locked while a command

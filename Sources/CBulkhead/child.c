@@ -622,7 +622,7 @@ __attribute__((noreturn)) static void stage2(const struct bh_plan *p, int pid_fd
 
     // The root filesystem, in the mount namespace stage 1 unshared.
     if (p->rootfs) {
-        if (p->root_propagation && mount(NULL, "/", NULL, MS_REC | p->root_propagation, NULL) < 0) {
+        if (p->root_propagation && !p->host_mount_ns && mount(NULL, "/", NULL, MS_REC | p->root_propagation, NULL) < 0) {
             fail(p, "set propagation of", "/");
         }
         // pivot_root needs the new root to be a mount point.
@@ -637,7 +637,11 @@ __attribute__((noreturn)) static void stage2(const struct bh_plan *p, int pid_fd
             if (send_msg(p->sync_fd, BH_MSG_HOOKS, 0, 0, NULL, NULL) < 0) _exit(1);
             if (recv_msg(p->sync_fd, BH_MSG_HOOKS_DONE) < 0) _exit(1);
         }
-        if (p->no_pivot) {
+        if (p->host_mount_ns) {
+            // Neither pivot_root nor MS_MOVE: either would change the runtime's own namespace.
+            if (chdir(p->rootfs) < 0) fail(p, "chdir", p->rootfs);
+            if (chroot(".") < 0) fail(p, "chroot", p->rootfs);
+        } else if (p->no_pivot) {
             if (chdir(p->rootfs) < 0) fail(p, "chdir", p->rootfs);
             if (mount(p->rootfs, "/", NULL, MS_MOVE, NULL) < 0) fail(p, "move rootfs to /", NULL);
             if (chroot(".") < 0) fail(p, "chroot", p->rootfs);

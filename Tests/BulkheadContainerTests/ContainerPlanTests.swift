@@ -41,11 +41,13 @@ func plan(_ s: Spec, bundle: borrowing TemporaryBundle, cgroup: Cgroup? = nil) t
         #expect(!p.newUser)
     }
 
-    @Test func aNewMountNamespaceIsRequired() throws {
+    @Test func withoutAMountNamespaceTheMountsGoIntoTheRuntimes() throws {
         let b = try TemporaryBundle()
-        #expect(throws: RuntimeError.self) {
-            try plan(spec { $0.linux?.namespaces = [Namespace(type: "pid")] }, bundle: b)
-        }
+        let shared = try plan(spec { $0.linux?.namespaces = [Namespace(type: "pid")] }, bundle: b)
+        #expect(shared.hostMountNamespace)
+        #expect(shared.unshareFlags & NamespaceKind.cloneFlags["mount"]! == 0)
+        let own = try plan(spec(), bundle: b)
+        #expect(!own.hostMountNamespace)
     }
 
     @Test func mountsBecomeSteps() throws {

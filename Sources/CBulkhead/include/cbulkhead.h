@@ -78,6 +78,8 @@ struct bh_plan {
     uint64_t root_propagation;      // MS_* applied recursively to / before anything (default MS_SLAVE)
     uint64_t rootfs_propagation;    // applied to the new / after pivot_root, or 0
     int no_pivot;                   // chroot instead of pivot_root (--no-pivot)
+    int host_mount_ns;              // config.json has no mount namespace: the mounts are made in the
+                                    // runtime's (the runtime removes them at delete), root by chroot
     int readonly_root;
     const struct bh_op *ops;
     int nops;
