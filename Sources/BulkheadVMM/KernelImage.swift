@@ -1,15 +1,19 @@
 /// The guest kernel in either format the VMM boots: an ELF64 vmlinux (or test guest), or a
-/// bzImage. Told apart by content: ELF magic means ELF, anything else must carry a setup header.
+/// bzImage. Told apart by content: a setup header's boot flag or "HdrS" means bzImage, the ELF
+/// magic (or a truncated piece of it) means ELF, and anything else is not a kernel.
 public enum KernelImage: Equatable, Sendable {
     case elf(ELFKernel)
     case bzImage(BzImage)
 
     public init(image: [UInt8], memorySize: UInt64) throws(VMMError) {
-        if image.starts(with: [0x7f, 0x45, 0x4c, 0x46]) {
+        let elfMagic: [UInt8] = [0x7f, 0x45, 0x4c, 0x46]
+        if BzImage.hasSetupHeader(image) {
+            self = .bzImage(try BzImage(image: image, memorySize: memorySize))
+        } else if !image.isEmpty, image.prefix(4).elementsEqual(elfMagic.prefix(min(4, image.count))) {
             self = .elf(try ELFKernel(image: image, memorySize: memorySize))
         } else {
-            // BzImage's own check names what is missing when the file is neither.
-            self = .bzImage(try BzImage(image: image, memorySize: memorySize))
+            throw .invalidBzImage(
+                "not a Linux kernel: no ELF magic (\\x7fELF) at 0, no boot flag 0xAA55 at 0x1fe or \"HdrS\" at 0x202")
         }
     }
 

@@ -73,13 +73,21 @@ struct BzImageTests {
         #expect(try memory.read(at: 0x10_0000, count: 2) == [0xaa, 0xbb])
     }
 
+    @Test func shortImageWithABootFlagIsRefusedAsShort() {
+        var image = [UInt8](repeating: 0, count: 0x210)
+        image[0x1fe] = 0x55; image[0x1ff] = 0xaa
+        #expect(throws: VMMError.invalidBzImage("528 bytes is shorter than a setup header (0x264 bytes)")) {
+            try KernelImage(image: image, memorySize: memorySize)
+        }
+    }
+
     @Test func relocatableKernelRunsAtTheAlignedLoadAddress() throws {
         var image = SyntheticBzImage()
         image.relocatable = 1
         image.kernelAlignment = 0x100_0000
         image.prefAddress = 0x100_0000
         image.initSize = 0x10_0000
-        let kernel = try BzImage(image: image.bytes, memorySize: memorySize)
+        let kernel = try BzImage(image: image.bytes, memorySize: 32 << 20)
         #expect(kernel.runtimeStart == 0x100_0000)
         #expect(kernel.end == 0x110_0000)
         // 16 MiB of RAM is not enough for a kernel that runs at 16 MiB.
@@ -105,19 +113,10 @@ struct BzImageTests {
     }
 
     /// Each malformed image is refused with VMMError.invalidBzImage whose text contains `reason`.
-    @Test(arguments: [
-        ({ var i = SyntheticBzImage(); i.magic = 0; i.bootFlag = 0; return i.bytes }(), "not a Linux kernel"),
-        ({ var i = SyntheticBzImage(); i.magic = 0x1234; return i.bytes }(), "not a Linux kernel"),
-        ([UInt8](repeating: 0, count: 4096), "not a Linux kernel"),
-        (Array("MZ".utf8) + [UInt8](repeating: 0, count: 100), "shorter than a setup header"),
-        ({ var i = SyntheticBzImage(); i.version = 0x020b; return i.bytes }(), "older than 2.12"),
-        ({ var i = SyntheticBzImage(); i.loadFlags = 0; return i.bytes }(), "LOADED_HIGH"),
-        ({ var i = SyntheticBzImage(); i.xloadFlags = 0; return i.bytes }(), "XLF_KERNEL_64"),
-        ({ let b = SyntheticBzImage(payload: [UInt8](repeating: 1, count: 4096)).bytes; return Array(b[0..<(b.count - 100)]) }(),
-         "truncated"),
-        ({ var i = SyntheticBzImage(); i.initSize = 64 << 20; return i.bytes }(), "more than the 0x1000000 bytes of guest RAM"),
-    ])
-    func malformedImagesAreRefused(image: [UInt8], reason: String) {
+    @Test(arguments: [String](["no magic", "bad magic", "zeroes", "MZ", "protocol 2.11", "no LOADED_HIGH",
+                               "no XLF_KERNEL_64", "truncated", "init_size too big"]))
+    func malformedImagesAreRefused(_ name: String) {
+        let (image, reason) = Self.malformed[name]!
         #expect {
             try KernelImage(image: image, memorySize: memorySize)
         } throws: { error in
@@ -125,6 +124,21 @@ struct BzImageTests {
             return text.contains(reason)
         }
     }
+
+    static let malformed: [String: ([UInt8], String)] = Dictionary(uniqueKeysWithValues: zip(
+        ["no magic", "bad magic", "zeroes", "MZ", "protocol 2.11", "no LOADED_HIGH", "no XLF_KERNEL_64", "truncated",
+         "init_size too big"], [
+        ({ var i = SyntheticBzImage(); i.magic = 0; i.bootFlag = 0; return i.bytes }(), "not a Linux kernel"),
+        ({ var i = SyntheticBzImage(); i.magic = 0x1234; return i.bytes }(), "not a Linux kernel"),
+        ([UInt8](repeating: 0, count: 4096), "not a Linux kernel"),
+        (Array("MZ".utf8) + [UInt8](repeating: 0, count: 100), "not a Linux kernel"),
+        ({ var i = SyntheticBzImage(); i.version = 0x020b; return i.bytes }(), "older than 2.12"),
+        ({ var i = SyntheticBzImage(); i.loadFlags = 0; return i.bytes }(), "LOADED_HIGH"),
+        ({ var i = SyntheticBzImage(); i.xloadFlags = 0; return i.bytes }(), "XLF_KERNEL_64"),
+        ({ let b = SyntheticBzImage(payload: [UInt8](repeating: 1, count: 4096)).bytes; return Array(b[0..<(b.count - 100)]) }(),
+         "truncated"),
+        ({ var i = SyntheticBzImage(); i.initSize = 64 << 20; return i.bytes }(), "more than the 0x1000000 bytes of guest RAM"),
+    ]))
 }
 
 /// The boot test guest wrapped in a synthetic bzImage boots through the bzImage path: setup header
