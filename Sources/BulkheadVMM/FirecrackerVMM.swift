@@ -187,7 +187,9 @@ public final class FirecrackerVMM: @unchecked Sendable {
         guard let vm = microVM else {
             throw FirecrackerError("The requested operation is not supported before starting the microVM.")
         }
-        vm.i8042.sendCtrlAltDel()
+        guard vm.i8042.sendCtrlAltDel() else {
+            throw FirecrackerError("i8042 internal buffer full: the guest is not reading its keyboard.")
+        }
     }
 
     /// FlushMetrics: one JSON line in the metrics file.

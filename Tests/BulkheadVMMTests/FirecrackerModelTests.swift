@@ -47,7 +47,7 @@ struct HTTPRequestTests {
         let text = String(decoding: bytes, as: UTF8.self)
         #expect(text.hasPrefix("HTTP/1.1 400 Bad Request\r\n"))
         #expect(text.hasSuffix("\r\n\r\n{\"fault_message\":\"bad `x`\"}"))
-        #expect(text.contains("Content-Length: 26\r\n"))
+        #expect(text.contains("Content-Length: 27\r\n"))
         #expect(String(decoding: HTTPResponse.noContent.serialized(keepAlive: true), as: UTF8.self).hasPrefix("HTTP/1.1 204 No Content\r\n"))
     }
 }
