@@ -40,8 +40,8 @@ public struct BzImage: Equatable, Sendable {
     /// Where the protected-mode kernel is put: 1 MiB, as every LOADED_HIGH loader does.
     public let loadAddress: UInt64
     public let protocolVersion: UInt16
-    /// Where the decompressed kernel will run: pref_address for a fixed kernel, the load address
-    /// rounded up to kernel_alignment for a relocatable one.
+    /// Where the decompressed kernel will run: pref_address for a fixed kernel; for a relocatable
+    /// one the load address rounded up to kernel_alignment, but not below pref_address.
     public let runtimeStart: UInt64
     /// init_size: linear memory the kernel needs from `runtimeStart` before it reads the memory map.
     public let initSize: UInt64
@@ -94,10 +94,13 @@ public struct BzImage: Equatable, Sendable {
         let alignment = UInt64(r.u32(Field.kernelAlignment))
         let relocatable = image[Field.relocatableKernel] != 0
         let preferred = r.u64(Field.prefAddress)
+        // The decompressor (startup_64 in arch/x86/boot/compressed/head_64.S) extracts the kernel
+        // at the load address rounded up to kernel_alignment, but never below LOAD_PHYSICAL_ADDR,
+        // which pref_address holds; a fixed kernel always runs at pref_address.
         let start: UInt64
         if relocatable {
             let a = alignment.nonzeroBitCount == 1 ? alignment : 1
-            start = (loadAddress + a - 1) & ~(a - 1)
+            start = max((loadAddress + a - 1) & ~(a - 1), preferred)
         } else {
             start = preferred == 0 ? loadAddress : preferred
         }

@@ -100,6 +100,11 @@ public struct FirecrackerCommandLine: Equatable, Sendable {
             printError("\(error)")
             return 1
         }
+        // Errors go to the log, and to stderr as well when the log is a file.
+        func fail(_ message: String) {
+            logger.error(message)
+            if !logger.writesToStderr || logger.level < .error { printError(message) }
+        }
         let vmm = FirecrackerVMM(instanceID: options.id, logger: logger, bootTimer: options.bootTimer)
         vmm.onGuestExit = { exit in
             switch exit {
@@ -118,8 +123,7 @@ public struct FirecrackerCommandLine: Equatable, Sendable {
             do {
                 server = try UnixSocketHTTPServer(path: options.apiSocket)
             } catch {
-                logger.error(error.faultMessage)
-                printError("\(error)")
+                fail(error.faultMessage)
                 return 1
             }
         }
@@ -132,8 +136,7 @@ public struct FirecrackerCommandLine: Equatable, Sendable {
                 }
                 try vmm.start()
             } catch {
-                logger.error(error.faultMessage)
-                printError("\(error.faultMessage)")
+                fail(error.faultMessage)
                 return 1
             }
         }

@@ -48,6 +48,13 @@ public final class VMMLogger: @unchecked Sendable {
         fd = newFD
     }
 
+    /// True while lines go to stderr (no log file), so callers need not print errors twice.
+    public var writesToStderr: Bool {
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        return fd == 2
+    }
+
     public func log(_ level: Level, _ message: String) {
         guard level != .off, level <= self.level else { return }
         var now = timespec()

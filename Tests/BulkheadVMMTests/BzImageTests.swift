@@ -1,3 +1,4 @@
+import Glibc
 import Testing
 @testable import BulkheadVMM
 
@@ -92,6 +93,27 @@ struct BzImageTests {
         #expect(kernel.end == 0x110_0000)
         // 16 MiB of RAM is not enough for a kernel that runs at 16 MiB.
         #expect(throws: VMMError.self) { try BzImage(image: image.bytes, memorySize: 0x100_0000) }
+    }
+
+    @Test func relocatableKernelNeverRunsBelowPrefAddress() throws {
+        var image = SyntheticBzImage()
+        image.relocatable = 1
+        image.kernelAlignment = 0x20_0000
+        image.prefAddress = 0x100_0000
+        image.initSize = 0x10_0000
+        #expect(try BzImage(image: image.bytes, memorySize: 32 << 20).runtimeStart == 0x100_0000)
+    }
+
+    /// A real distribution kernel, when one is at hand ($BULKHEAD_TEST_BZIMAGE, e.g. Debian's
+    /// vmlinuz-*-cloud-amd64): its header parses, and the check of init_size against RAM is right.
+    @Test(.enabled(if: getenv("BULKHEAD_TEST_BZIMAGE") != nil, "set BULKHEAD_TEST_BZIMAGE to a bzImage to check a real header"))
+    func realKernelHeaderParses() throws {
+        let image = try readFile(String(cString: getenv("BULKHEAD_TEST_BZIMAGE")!))
+        let kernel = try BzImage(image: image, memorySize: 512 << 20)
+        #expect(kernel.protocolVersion >= 0x020c)
+        #expect(kernel.entry == 0x10_0200)
+        #expect(kernel.runtimeStart >= 0x100_0000)
+        #expect(throws: VMMError.self) { try BzImage(image: image, memorySize: 16 << 20) }
     }
 
     @Test func zeroPageGetsTheKernelsHeaderAndTheLoaderFields() throws {
