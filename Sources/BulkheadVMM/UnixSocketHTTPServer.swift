@@ -2,14 +2,18 @@ import Glibc
 
 /// A small HTTP/1.1 server on a Unix stream socket, for the Firecracker API. One thread, a poll
 /// loop over the listening socket and the open connections: a client that sends half a request and
-/// stalls, or vanishes, holds only its own buffer, never the server. Requests on one connection
-/// are answered in order (keep-alive); anything that is not HTTP gets a 400 and the connection is
-/// closed.
+/// stalls, or vanishes, holds only its own buffer, never the server. A half request left idle for
+/// `partialRequestTimeout` is dropped, and when all connection slots are taken the least recently
+/// active connection makes room. Requests on one connection are answered in order (keep-alive);
+/// anything that is not HTTP gets a 400 and the connection is closed. Responses are small (a few
+/// KiB at most), so they are written with blocking sends.
 public final class UnixSocketHTTPServer {
     public let path: String
     private let listenFD: Int32
     /// More connections than this are refused at accept (closed at once).
     public static let maxConnections = 32
+    /// Seconds a connection may sit on an incomplete request.
+    public static let partialRequestTimeout: Int = 30
 
     /// Binds and listens on `path`; an existing socket file there is an error, as in Firecracker
     /// (the caller removes stale sockets deliberately, not by accident).
@@ -46,6 +50,14 @@ public final class UnixSocketHTTPServer {
     private struct Connection {
         let fd: Int32
         var buffer: [UInt8] = []
+        /// CLOCK_MONOTONIC seconds of the last bytes received (or of the accept).
+        var lastActive: Int
+    }
+
+    private static func seconds() -> Int {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return t.tv_sec
     }
 
     /// Serves forever, calling `handle` for each request on this thread.
@@ -55,7 +67,10 @@ public final class UnixSocketHTTPServer {
         while true {
             var fds = [pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)]
             fds += connections.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
-            if poll(&fds, nfds_t(fds.count), -1) < 0 { continue }  // EINTR
+            // Wake once a second while some connection holds a partial request, to time it out.
+            let timeout: Int32 = connections.contains { !$0.buffer.isEmpty } ? 1000 : -1
+            if poll(&fds, nfds_t(fds.count), timeout) < 0 { continue }  // EINTR
+            let now = Self.seconds()
             var closed: Set<Int32> = []
             for (i, p) in fds.enumerated().dropFirst() where p.revents != 0 {
                 var connection = connections[i - 1]
@@ -65,8 +80,12 @@ public final class UnixSocketHTTPServer {
                     continue
                 }
                 connection.buffer += chunk[0..<n]
+                connection.lastActive = now
                 if !answer(&connection, handle) { closed.insert(connection.fd) }
                 connections[i - 1] = connection
+            }
+            for c in connections where !c.buffer.isEmpty && now - c.lastActive > Self.partialRequestTimeout {
+                closed.insert(c.fd)
             }
             for fd in closed { close(fd) }
             connections.removeAll { closed.contains($0.fd) }
@@ -75,7 +94,12 @@ public final class UnixSocketHTTPServer {
                 let fd = accept(listenFD, nil, nil)
                 if fd >= 0 {
                     _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-                    if connections.count >= Self.maxConnections { close(fd) } else { connections.append(Connection(fd: fd)) }
+                    if connections.count >= Self.maxConnections,
+                       let oldest = connections.indices.min(by: { connections[$0].lastActive < connections[$1].lastActive }) {
+                        close(connections[oldest].fd)
+                        connections.remove(at: oldest)
+                    }
+                    connections.append(Connection(fd: fd, lastActive: now))
                 }
             }
         }

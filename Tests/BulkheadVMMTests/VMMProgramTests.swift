@@ -44,11 +44,15 @@ struct VMMAPIServerTests {
             if round % 4 == 0 { bytes = Array("PUT /drives/x HTTP/1.1\r\nContent-Length: 20\r\n\r\n".utf8) + bytes }
             c.sendRaw(bytes)
         }
-        // Still answering, with the stalled client still connected.
+        // More idle connections than the server keeps: the least recently active make room.
+        let idle = try (0..<40).map { _ in try APIClient(path: vmm.socketPath) }
+        // Still answering, with the stalled and idle clients still connected.
         let after = try APIClient(path: vmm.socketPath)
         #expect(try after.request("GET", "/").status == 200)
-        #expect(try client.request("GET", "/machine-config").body == #"{"mem_size_mib":128,"smt":false,"track_dirty_pages":false,"vcpu_count":1}"#)
+        let fresh = try APIClient(path: vmm.socketPath)
+        #expect(try fresh.request("GET", "/machine-config").body == #"{"mem_size_mib":128,"smt":false,"track_dirty_pages":false,"vcpu_count":1}"#)
         #expect(vmm.wait(seconds: 0) == nil)  // not exited
+        _ = idle
     }
 
     @Test func noAPIWithoutAConfigFileIsAUsageError() throws {
