@@ -93,6 +93,8 @@ public struct FirecrackerCommandLine: Equatable, Sendable {
         if options.showHelp { print(usage); return 0 }
         if options.showVersion { print("\(FirecrackerVMM.appName) v\(FirecrackerVMM.version)"); return 0 }
 
+        // A closed stdout or log pipe must be a failed write, not a killed VMM.
+        signal(SIGPIPE, SIG_IGN)
         let logger = VMMLogger(instanceID: options.id, level: options.level)
         do {
             try logger.configure(path: options.logPath, level: nil)
@@ -106,7 +108,10 @@ public struct FirecrackerCommandLine: Equatable, Sendable {
             if !logger.writesToStderr || logger.level < .error { printError(message) }
         }
         let vmm = FirecrackerVMM(instanceID: options.id, logger: logger, bootTimer: options.bootTimer)
+        let socketToRemove = options.noAPI ? nil : options.apiSocket
         vmm.onGuestExit = { exit in
+            // exit() skips deinitializers: remove the socket here so the path can be used again.
+            if let socketToRemove { unlink(socketToRemove) }
             switch exit {
             case .reset, .shutdown:
                 logger.info("Guest stopped (\(exit)); exiting with status 0.")

@@ -143,5 +143,6 @@ struct VMMProgramBootTests {
         #expect(vmm.wait(seconds: 120) == 0, "stderr: \(vmm.stderr)")
         #expect(vmm.stdout == "WAITING FOR CTRL-ALT-DEL\nKEY 0x14\nKEY 0x11\nKEY 0xe0\nKEY 0x71\nCTRL-ALT-DEL\n")
         #expect(vmm.stderr.contains("Guest-boot-time = "))
+        #expect(access(vmm.socketPath, F_OK) != 0)  // the socket is removed on the way out
     }
 }
