@@ -54,6 +54,14 @@ extension FirecrackerVMM {
         case ("PUT", "machine-config"):
             try requireNotStarted()
             configuration.machineConfig = try FirecrackerConfiguration.machineConfig(try body())
+        case ("PATCH", "machine-config"):
+            // A partial update: the fields sent over the current ones, checked as a whole.
+            try requireNotStarted()
+            guard case let .object(current) = configuration.machineConfigJSON, case let .object(update) = try body() else {
+                throw FirecrackerError("An error occurred when deserializing the json body of a request: machine-config must be a JSON object.")
+            }
+            configuration.machineConfig = try FirecrackerConfiguration.machineConfig(
+                .object(current.merging(update) { _, new in new }))
         case ("PUT", "network-interfaces"):
             try requireNotStarted()
             guard let id else { throw FirecrackerError("Missing the interface ID in the path (PUT /network-interfaces/{iface_id}).") }

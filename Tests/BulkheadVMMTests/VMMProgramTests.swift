@@ -104,6 +104,43 @@ struct VMMProgramBootTests {
         #expect(lines.last == "DONE")
     }
 
+    @Test func noAPIBootsASyntheticBzImage() throws {
+        let directory = try makeTemporaryDirectory()
+        defer { removeTree(directory) }
+        var image = SyntheticBzImage()
+        image.payload = try buildFlatGuest("boot_guest.c")
+        image.initSize = UInt32((image.payload.count + 0xffff) & ~0xffff)
+        try writeFile(directory + "/bzImage", image.bytes)
+        try writeFile(directory + "/config.json", Array("""
+            {"boot-source": {"kernel_image_path": "\(directory)/bzImage", "boot_args": "console=ttyS0 via=bzImage"},
+             "machine-config": {"vcpu_count": 1, "mem_size_mib": 64}}
+            """.utf8))
+        let vmm = try VMMProcess(["--no-api", "--config-file", directory + "/config.json"], directory: directory)
+        #expect(vmm.wait(seconds: 120) == 0, "stderr: \(vmm.stderr)")
+        #expect(vmm.stdout == "E820 n=2 ram=\(0x9fc00 + (64 << 20) - 0x100000)\nCMDLINE console=ttyS0 via=bzImage\n")
+    }
+
+    @Test func configFileWithTheAPIBootsAtOnceAndTheAPIStaysUp() throws {
+        let directory = try makeTemporaryDirectory()
+        defer { removeTree(directory) }
+        try writeFile(directory + "/guest.elf", try buildGuest("ctrl_alt_del_guest.c"))
+        try writeFile(directory + "/config.json", Array("""
+            {"boot-source": {"kernel_image_path": "\(directory)/guest.elf"},
+             "machine-config": {"vcpu_count": 1, "mem_size_mib": 32}}
+            """.utf8))
+        let vmm = try VMMProcess(["--api-sock", "SOCK", "--config-file", directory + "/config.json"], directory: directory)
+        defer { if vmm.exitStatus == nil { kill(vmm.pid, SIGKILL); vmm.wait(seconds: 5) } }
+        #expect(vmm.waitForSocket())
+        let client = try APIClient(path: vmm.socketPath)
+        #expect(try client.request("GET", "/").body.contains(#""state":"Running""#))
+        #expect(try client.request("GET", "/vm/config").body.contains(#""kernel_image_path":"\#(directory)/guest.elf""#))
+        var waited = 0
+        while !vmm.stdout.contains("WAITING FOR CTRL-ALT-DEL") && waited < 6000 { usleep(10_000); waited += 1 }
+        #expect(try client.request("PUT", "/actions", #"{"action_type": "SendCtrlAltDel"}"#).status == 204)
+        #expect(vmm.wait(seconds: 120) == 0, "stderr: \(vmm.stderr)")
+        #expect(vmm.stdout.hasSuffix("CTRL-ALT-DEL\n"))
+    }
+
     @Test func apiConfiguresStartsPausesAndCtrlAltDelEndsTheProcess() throws {
         let directory = try makeTemporaryDirectory()
         defer { removeTree(directory) }
