@@ -23,6 +23,9 @@ public struct HTTPRequest: Equatable, Sendable {
     public enum ParseResult: Equatable, Sendable {
         /// More bytes are needed.
         case incomplete
+        /// The headers are in and ask for "Expect: 100-continue" before the client sends the body
+        /// (curl does for bodies over 1 KiB); the server answers 100 Continue once, then waits.
+        case expectsContinue
         /// A request, and how many bytes of the buffer it used.
         case request(HTTPRequest, consumed: Int)
         /// Not HTTP we can answer; the server replies 400 with the reason and closes.
@@ -69,7 +72,9 @@ public struct HTTPRequest: Equatable, Sendable {
             length = n
         }
         let bodyStart = headerEnd + 4
-        guard buffer.count >= bodyStart + length else { return .incomplete }
+        guard buffer.count >= bodyStart + length else {
+            return header("expect")?.lowercased() == "100-continue" ? .expectsContinue : .incomplete
+        }
         let connection = header("connection")?.lowercased()
         let keepAlive = version == "HTTP/1.1" ? connection != "close" : connection == "keep-alive"
         var target = String(requestLine[1])

@@ -52,6 +52,8 @@ public final class UnixSocketHTTPServer {
         var buffer: [UInt8] = []
         /// CLOCK_MONOTONIC seconds of the last bytes received (or of the accept).
         var lastActive: Int
+        /// "100 Continue" was sent for the request being received.
+        var continued = false
     }
 
     private static func seconds() -> Int {
@@ -111,11 +113,18 @@ public final class UnixSocketHTTPServer {
             switch HTTPRequest.parse(connection.buffer) {
             case .incomplete:
                 return true
+            case .expectsContinue:
+                if !connection.continued {
+                    connection.continued = true
+                    return sendBytes(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8), to: connection.fd)
+                }
+                return true
             case let .invalid(reason):
                 send(HTTPResponse.fault(reason), keepAlive: false, to: connection.fd)
                 return false
             case let .request(request, consumed):
                 connection.buffer.removeFirst(consumed)
+                connection.continued = false
                 let response = handle(request)
                 guard send(response, keepAlive: request.keepAlive, to: connection.fd), request.keepAlive else { return false }
             }
@@ -125,7 +134,10 @@ public final class UnixSocketHTTPServer {
     /// Writes the whole response; MSG_NOSIGNAL so a client that went away is an error, not SIGPIPE.
     @discardableResult
     private func send(_ response: HTTPResponse, keepAlive: Bool, to fd: Int32) -> Bool {
-        let bytes = response.serialized(keepAlive: keepAlive)
+        sendBytes(response.serialized(keepAlive: keepAlive), to: fd)
+    }
+
+    private func sendBytes(_ bytes: [UInt8], to fd: Int32) -> Bool {
         var sent = 0
         while sent < bytes.count {
             let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }

@@ -22,6 +22,12 @@ struct HTTPRequestTests {
         #expect(parse("PUT /x HTTP/1.1\r\nContent-Length: 10\r\n\r\n{\"a\"") == .incomplete)
     }
 
+    @Test func expectContinueIsReportedUntilTheBodyArrives() {
+        let head = "PUT /drives/a HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n"
+        #expect(parse(head) == .expectsContinue)
+        guard case .request = parse(head + "{}") else { Issue.record("not parsed"); return }
+    }
+
     @Test func connectionCloseAndHTTP10() {
         guard case let .request(r, _) = parse("GET / HTTP/1.1\r\nConnection: close\r\n\r\n"),
               case let .request(r10, _) = parse("GET / HTTP/1.0\r\n\r\n") else { Issue.record("not parsed"); return }

@@ -25,6 +25,14 @@ struct VMMAPIServerTests {
         let noKernel = try client.request("PUT", "/actions", #"{"action_type": "InstanceStart"}"#)
         #expect(noKernel.status == 400 && noKernel.body.contains("without kernel configuration"))
 
+        // Expect: 100-continue (curl, bodies over 1 KiB): 100 first, then the answer to the body.
+        let patient = try APIClient(path: vmm.socketPath)
+        let body = #"{"vcpu_count": 1, "mem_size_mib": 128}"#
+        patient.sendRaw(Array("PUT /machine-config HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: \(body.utf8.count)\r\n\r\n".utf8))
+        #expect(try patient.readResponse().status == 100)
+        patient.sendRaw(Array(body.utf8))
+        #expect(try patient.readResponse().status == 204)
+
         // A huge Content-Length is refused at once, not buffered.
         let huge = try APIClient(path: vmm.socketPath)
         huge.sendRaw(Array("PUT /boot-source HTTP/1.1\r\nContent-Length: 4000000000\r\n\r\n{".utf8))
