@@ -117,7 +117,7 @@ public final class FirecrackerVMM: @unchecked Sendable {
             microVM = nil
             throw FirecrackerError("Cannot start microvm: pthread_create: \(String(cString: strerror(created)))")
         }
-        logger.info("Successfully started microvm that was configured from one single json (or the API).")
+        logger.info("Started the microVM (InstanceStart).")
     }
 
     /// Runs the guest; parks while paused; reports the final exit.

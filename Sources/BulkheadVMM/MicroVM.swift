@@ -31,7 +31,7 @@ public struct MicroVMConfiguration: Sendable {
     }
 }
 
-/// A one-vCPU microVM booted directly at a kernel's 64-bit entry, with COM1, the i8042 reset line,
+/// A one-vCPU microVM booted directly at a kernel's 64-bit entry, with COM1, the i8042 (reset line, Ctrl-Alt-Del on IRQ 1),
 /// and virtio-blk disks on virtio-mmio, all described to the guest in ACPI tables.
 ///
 /// Everything that can be checked without KVM (memory size, the kernel image, the command line) is
