@@ -24,6 +24,7 @@ let package = Package(
     name: "Bulkhead",
     products: [
         .executable(name: "bulkhead-runtime", targets: ["bulkhead-runtime"]),
+        .executable(name: "bulkhead-vmm", targets: ["bulkhead-vmm"]),
     ],
     targets: [
         // Only what Swift must not or cannot do: the code between clone and execve, and
@@ -51,11 +52,18 @@ let package = Package(
             linkerSettings: staticExecutable
         ),
         // Fixtures are read through #filePath (Bundle.module needs all of Foundation).
+        // Firecracker's command line and API over the microVM monitor; one process per microVM.
+        .executableTarget(
+            name: "bulkhead-vmm",
+            dependencies: ["BulkheadVMM"],
+            linkerSettings: staticExecutable
+        ),
         .testTarget(name: "BulkheadOCITests", dependencies: ["BulkheadOCI"], exclude: ["Fixtures"]),
         .testTarget(name: "BulkheadLinuxTests", dependencies: ["BulkheadLinux", "BulkheadOCI"]),
         .testTarget(name: "BulkheadContainerTests", dependencies: ["BulkheadContainer", "BulkheadOCI", "BulkheadLinux"]),
         .testTarget(name: "BulkheadRuntimeCLITests", dependencies: ["BulkheadRuntimeCLI"]),
         // Guests/ holds the C/assembly test guest that the tests compile with gcc at run time.
+        // The bulkhead-vmm tests run the binary by path, not as a dependency (see below).
         .testTarget(name: "BulkheadVMMTests", dependencies: ["BulkheadVMM"], exclude: ["Guests"]),
         // Not a module dependency on the bulkhead-runtime executable: its -static-executable flag
         // would be applied to the test binary, which cannot link statically (no static Testing/XCTest

@@ -2,10 +2,11 @@
 /// long mode with identity-mapped pages covering the kernel, zero page and command line, a flat
 /// __BOOT_CS/__BOOT_DS GDT, interrupts off, RSI = address of struct boot_params.
 public enum LinuxBoot {
-    /// Writes the boot structures: command line, zero page (with `e820` and the optional initrd),
-    /// GDT, empty IDT and page tables.
+    /// Writes the boot structures: command line, zero page (with `e820`, the optional initrd and a
+    /// bzImage's setup header), GDT, empty IDT and page tables.
     public static func writeBootStructures(memory: GuestMemory, commandLine: String, e820: [E820Entry],
-                                           ramdisk: (address: UInt64, size: UInt64)? = nil) throws(VMMError) {
+                                           ramdisk: (address: UInt64, size: UInt64)? = nil,
+                                           setupHeader: [UInt8]? = nil) throws(VMMError) {
         let cmdline = Array(commandLine.utf8) + [0]
         guard !commandLine.utf8.contains(0) else {
             throw .invalidConfiguration("command line contains a NUL byte")
@@ -15,7 +16,8 @@ public enum LinuxBoot {
         }
         try memory.write(cmdline, at: BootLayout.commandLineAddress)
         let zeroPage = try ZeroPage(e820: e820, commandLineAddress: BootLayout.commandLineAddress,
-                                    commandLineSize: UInt32(BootLayout.commandLineMaxSize), ramdisk: ramdisk)
+                                    commandLineSize: UInt32(BootLayout.commandLineMaxSize), ramdisk: ramdisk,
+                                    setupHeader: setupHeader)
         try memory.write(zeroPage.bytes, at: BootLayout.zeroPageAddress)
         try memory.write(BootGDT.bytes, at: BootLayout.gdtAddress)
         try memory.fill(0, at: BootLayout.idtAddress, count: 8)

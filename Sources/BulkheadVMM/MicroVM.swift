@@ -12,8 +12,8 @@ public struct BlockDeviceConfiguration: Sendable, Equatable {
     }
 }
 
-/// What to boot: RAM size, an ELF64 kernel (vmlinux or a test guest), its command line, an initrd,
-/// and disks.
+/// What to boot: RAM size, a kernel (an ELF64 vmlinux or test guest, or a bzImage), its command
+/// line, an initrd, and disks.
 public struct MicroVMConfiguration: Sendable {
     public var memorySize: UInt64
     public var kernel: [UInt8]
@@ -31,15 +31,15 @@ public struct MicroVMConfiguration: Sendable {
     }
 }
 
-/// A one-vCPU microVM booted directly at a kernel's 64-bit entry, with COM1, the i8042 reset line,
+/// A one-vCPU microVM booted directly at a kernel's 64-bit entry, with COM1, the i8042 (reset line, Ctrl-Alt-Del on IRQ 1),
 /// and virtio-blk disks on virtio-mmio, all described to the guest in ACPI tables.
 ///
-/// Everything that can be checked without KVM (memory size, the kernel ELF, the command line) is
+/// Everything that can be checked without KVM (memory size, the kernel image, the command line) is
 /// checked before /dev/kvm is touched, so a bad guest is refused before anything runs.
 public final class MicroVM {
     public let configuration: MicroVMConfiguration
     public let memory: GuestMemory
-    public let kernel: ELFKernel
+    public let kernel: KernelImage
     public let e820: [E820Entry]
     /// Where the initrd was put in guest memory, if there is one.
     public let initrd: (address: UInt64, size: UInt64)?
@@ -74,7 +74,12 @@ public final class MicroVM {
                 gsi: BootLayout.virtioGSIs.lowerBound + UInt32(i))
         }
         virtioDescriptions = descriptions
-        kernel = try ELFKernel(image: configuration.kernel, memorySize: size)
+        kernel = try KernelImage(image: configuration.kernel, memorySize: size)
+        if case let .bzImage(k) = kernel, k.protocolVersion >= 0x0206,
+           configuration.commandLine.utf8.count > Int(k.commandLineSize) {
+            throw VMMError.invalidConfiguration(
+                "command line of \(configuration.commandLine.utf8.count) bytes is longer than the kernel's cmdline_size \(k.commandLineSize)")
+        }
         e820 = E820Entry.memoryMap(memorySize: size)
         memory = try GuestMemory(size: size)
 
@@ -91,7 +96,7 @@ public final class MicroVM {
         initrd = ramdisk
         try kernel.load(into: memory)
         try LinuxBoot.writeBootStructures(memory: memory, commandLine: configuration.commandLine,
-                                          e820: e820, ramdisk: ramdisk)
+                                          e820: e820, ramdisk: ramdisk, setupHeader: kernel.setupHeader)
         try ACPITables(vcpuCount: 1, virtioDevices: descriptions).write(to: memory)
 
         let kvm = try kvm ?? KVMSystem()
@@ -105,6 +110,8 @@ public final class MicroVM {
         let cpuid = GuestCPUID.forVCPU(try kvm.supportedCPUID(), vcpuID: 0, vcpuCount: 1)
         try LinuxBoot.configureBootVCPU(vcpu, entry: kernel.entry, cpuid: cpuid)
 
+        // The keyboard's ISA IRQ 1, for Ctrl-Alt-Del.
+        i8042.interrupt = try IRQFDInterrupt(vm: vm, gsi: 1)
         let ports = PortIOBus()
         ports.register(serial, ports: serial.ports)
         ports.register(i8042, ports: I8042.dataPort...I8042.dataPort)

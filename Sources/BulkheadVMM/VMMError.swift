@@ -33,6 +33,8 @@ public enum VMMError: Error, CustomStringConvertible, Equatable {
     case guestAddressOutOfRange(address: UInt64, length: UInt64, memorySize: UInt64)
     /// The kernel image is not an ELF64 x86-64 executable we can load; the reason says why.
     case invalidELF(String)
+    /// The kernel image is not a bzImage we can boot at its 64-bit entry; the reason says why.
+    case invalidBzImage(String)
     case invalidConfiguration(String)
 
     public var description: String {
@@ -42,6 +44,8 @@ public enum VMMError: Error, CustomStringConvertible, Equatable {
             return "guest physical range \(hex(address))+\(hex(length)) is outside guest memory of \(hex(memorySize)) bytes"
         case let .invalidELF(reason):
             return "invalid kernel ELF: \(reason)"
+        case let .invalidBzImage(reason):
+            return "invalid kernel bzImage: \(reason)"
         case let .invalidConfiguration(reason):
             return "invalid VM configuration: \(reason)"
         }

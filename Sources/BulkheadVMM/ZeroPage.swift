@@ -15,6 +15,7 @@ public struct ZeroPage {
         public static let version = 0x206
         public static let typeOfLoader = 0x210
         public static let loadFlags = 0x211
+        public static let code32Start = 0x214
         public static let ramdiskImage = 0x218
         public static let ramdiskSize = 0x21c
         public static let cmdLinePtr = 0x228
@@ -40,23 +41,37 @@ public struct ZeroPage {
     public private(set) var bytes = [UInt8](repeating: 0, count: ZeroPage.size)
 
     /// A zero page for a kernel loaded by this VMM: memory map, command line, optional initrd.
+    ///
+    /// `setupHeader` is a bzImage's own header (from offset 0x1f1): it is copied as the kernel wrote
+    /// it, so its version, alignment and cmdline_size stay the kernel's, and only the fields a boot
+    /// loader owns (type_of_loader, code32_start, command line, initrd) are written over it.
+    /// Without one (an ELF vmlinux) the VMM fills in a header of its own.
     public init(e820: [E820Entry], commandLineAddress: UInt64, commandLineSize: UInt32,
-                ramdisk: (address: UInt64, size: UInt64)? = nil) throws(VMMError) {
+                ramdisk: (address: UInt64, size: UInt64)? = nil,
+                setupHeader: [UInt8]? = nil, kernelLoadAddress: UInt64 = BootLayout.highMemoryStart) throws(VMMError) {
         guard e820.count <= ZeroPage.maxE820Entries else {
             throw .invalidConfiguration("\(e820.count) e820 entries, the zero page holds \(ZeroPage.maxE820Entries)")
         }
-        put(ZeroPage.bootFlagValue, at: Offset.bootFlag)
-        put(ZeroPage.headerMagic, at: Offset.header)
-        put(ZeroPage.protocolVersion, at: Offset.version)
+        if let setupHeader {
+            guard Offset.setupHeader + setupHeader.count <= Offset.e820Table else {
+                throw .invalidConfiguration("setup header of \(setupHeader.count) bytes overlaps the e820 table")
+            }
+            bytes.replaceSubrange(Offset.setupHeader..<Offset.setupHeader + setupHeader.count, with: setupHeader)
+            put(UInt32(truncatingIfNeeded: kernelLoadAddress), at: Offset.code32Start)
+        } else {
+            put(ZeroPage.bootFlagValue, at: Offset.bootFlag)
+            put(ZeroPage.headerMagic, at: Offset.header)
+            put(ZeroPage.protocolVersion, at: Offset.version)
+            bytes[Offset.loadFlags] = ZeroPage.loadedHigh
+            // Linux relocates itself to this alignment; 16 MiB is its default CONFIG_PHYSICAL_ALIGN.
+            put(UInt32(0x100_0000), at: Offset.kernelAlignment)
+            put(commandLineSize, at: Offset.cmdlineSize)
+        }
         bytes[Offset.typeOfLoader] = ZeroPage.loaderUndefined
-        bytes[Offset.loadFlags] = ZeroPage.loadedHigh
-        // Linux relocates itself to this alignment; 16 MiB is its default CONFIG_PHYSICAL_ALIGN.
-        put(UInt32(0x100_0000), at: Offset.kernelAlignment)
 
         // Addresses above 4 GiB go in the ext_* high halves (boot protocol 2.12+).
         put(UInt32(truncatingIfNeeded: commandLineAddress), at: Offset.cmdLinePtr)
         put(UInt32(truncatingIfNeeded: commandLineAddress >> 32), at: Offset.extCmdLinePtr)
-        put(commandLineSize, at: Offset.cmdlineSize)
         if let ramdisk {
             put(UInt32(truncatingIfNeeded: ramdisk.address), at: Offset.ramdiskImage)
             put(UInt32(truncatingIfNeeded: ramdisk.size), at: Offset.ramdiskSize)

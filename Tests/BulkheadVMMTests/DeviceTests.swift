@@ -31,7 +31,54 @@ struct DeviceTests {
         #expect(bus.write(port: 0x64, size: 1, value: 0xaa) == .none)
         #expect(bus.write(port: 0x60, size: 1, value: 0xfe) == .none)  // data port: not a command
         #expect(bus.write(port: 0x64, size: 1, value: 0xfe) == .reset)
-        #expect(bus.read(port: 0x64, size: 1) == 0)
+    }
+
+    final class CountingInterrupt: InterruptLine {
+        var count = 0
+        func trigger() { count += 1 }
+    }
+
+    @Test func i8042ControlRegisterOutputPortAndKeyboardACK() {
+        let i8042 = I8042()
+        #expect(i8042.read(port: 0x64, size: 1) == 0x10)  // keyboard enabled, nothing to read
+        _ = i8042.write(port: 0x64, size: 1, value: 0x20)  // read control register
+        #expect(i8042.read(port: 0x64, size: 1) == 0x11)
+        #expect(i8042.read(port: 0x60, size: 1) == 0x05)  // POST passed, keyboard interrupt on
+        _ = i8042.write(port: 0x64, size: 1, value: 0x60)  // write control register...
+        #expect(i8042.read(port: 0x64, size: 1) & 0x08 != 0)
+        _ = i8042.write(port: 0x60, size: 1, value: 0x44)  // ...with this value
+        _ = i8042.write(port: 0x64, size: 1, value: 0x20)
+        #expect(i8042.read(port: 0x60, size: 1) == 0x44)
+        _ = i8042.write(port: 0x64, size: 1, value: 0xd1)
+        _ = i8042.write(port: 0x60, size: 1, value: 0x3c)
+        _ = i8042.write(port: 0x64, size: 1, value: 0xd0)
+        #expect(i8042.read(port: 0x60, size: 1) == 0x3c)
+        _ = i8042.write(port: 0x60, size: 1, value: 0xf4)  // keyboard command: enable scanning
+        #expect(i8042.read(port: 0x60, size: 1) == 0xfa)
+        #expect(i8042.read(port: 0x64, size: 1) == 0x10)
+    }
+
+    @Test func i8042CtrlAltDelInterruptsOncePerByte() {
+        let i8042 = I8042()
+        let irq = CountingInterrupt()
+        i8042.interrupt = irq
+        #expect(i8042.sendCtrlAltDel())
+        #expect(irq.count == 1)
+        var keys: [UInt32] = []
+        while i8042.read(port: 0x64, size: 1) & 1 != 0 { keys.append(i8042.read(port: 0x60, size: 1)) }
+        #expect(keys == [0x14, 0x11, 0xe0, 0x71])
+        #expect(irq.count == 4)  // the first, then one for each byte still waiting after a read
+        // A guest that never reads its keyboard fills the buffer; the monitor is told.
+        for _ in 0..<4 { #expect(i8042.sendCtrlAltDel()) }
+        #expect(!i8042.sendCtrlAltDel())
+        // With the keyboard interrupt disabled in the control register, no interrupt.
+        let quiet = I8042()
+        let none = CountingInterrupt()
+        quiet.interrupt = none
+        _ = quiet.write(port: 0x64, size: 1, value: 0x60)
+        _ = quiet.write(port: 0x60, size: 1, value: 0x04)
+        quiet.sendCtrlAltDel()
+        #expect(none.count == 0)
     }
 
     @Test func unclaimedPortsReadAllOnes() {

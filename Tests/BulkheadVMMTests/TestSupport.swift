@@ -77,6 +77,20 @@ func buildBootGuest() throws -> [UInt8] { try buildGuest("boot_guest.c") }
 
 /// Compiles Guests/boot_entry.S + Guests/`source` (which defines guest_main) the same way.
 func buildGuest(_ source: String) throws -> [UInt8] {
+    try buildGuest(source, linkerScript: "boot_guest.ld")
+}
+
+/// Compiles Guests/boot_entry.S + Guests/`source` as a bzImage's protected-mode kernel: a flat
+/// binary for 1 MiB with the 64-bit entry at +0x200 (Guests/bzimage_guest.ld).
+func buildFlatGuest(_ source: String) throws -> [UInt8] {
+    let directory = try makeTemporaryDirectory()
+    defer { removeTree(directory) }
+    try writeFile("\(directory)/guest.elf", try buildGuest(source, linkerScript: "bzimage_guest.ld"))
+    try runTool(["objcopy", "-O", "binary", "\(directory)/guest.elf", "\(directory)/guest.bin"])
+    return try readFile("\(directory)/guest.bin")
+}
+
+func buildGuest(_ source: String, linkerScript: String) throws -> [UInt8] {
     let directory = try makeTemporaryDirectory()
     defer { removeTree(directory) }
     let elf = "\(directory)/guest.elf"
@@ -85,7 +99,7 @@ func buildGuest(_ source: String) throws -> [UInt8] {
         // Kernel-mode code at fixed addresses: no PIC/PIE, no stack protector (no TLS), no unwind tables.
         "-fno-pic", "-fno-pie", "-no-pie", "-fno-stack-protector", "-fno-asynchronous-unwind-tables",
         "-Wall", "-Wextra", "-Werror",
-        "-Wl,-T,\(guestSourceDirectory)/boot_guest.ld", "-Wl,--build-id=none", "-Wl,--no-warn-rwx-segments",
+        "-Wl,-T,\(guestSourceDirectory)/\(linkerScript)", "-Wl,--build-id=none", "-Wl,--no-warn-rwx-segments",
         "-o", elf, "-I", guestSourceDirectory, "\(guestSourceDirectory)/boot_entry.S", "\(guestSourceDirectory)/\(source)",
     ])
     return try readFile(elf)

@@ -1,0 +1,232 @@
+import Glibc
+
+/// One microVM driven the Firecracker way: configured piece by piece (API requests or a config
+/// file), then started once. The guest's vCPU runs on its own thread, so the API stays responsive
+/// while it runs; pause and resume kick the vCPU out of KVM_RUN and park the thread.
+///
+/// The API thread calls everything here except `vcpuThreadMain`; the shared state (run state,
+/// pause request) is behind `lock`.
+public final class FirecrackerVMM: @unchecked Sendable {
+    public enum State: String, Sendable {
+        case notStarted = "Not started"
+        case running = "Running"
+        case paused = "Paused"
+    }
+
+    public static let appName = "bulkhead-vmm"
+    public static let version = "0.1.0"
+
+    public let instanceID: String
+    public let logger: VMMLogger
+    public var configuration = FirecrackerConfiguration()
+    /// `--boot-timer`: attach the boot-timer device at InstanceStart.
+    public let bootTimerEnabled: Bool
+    /// Called on the vCPU thread when the guest stops for good (reset, shutdown, failure).
+    /// Firecracker exits the process then; so does bulkhead-vmm's main.
+    public var onGuestExit: (VMExit) -> Void = { _ in }
+    /// Where the guest's serial output goes: stdout, byte by byte (the guest pays an exit per byte
+    /// anyway, so buffering would only delay console lines).
+    public var serialOutput: (UInt8) -> Void = { byte in
+        var b = byte
+        _ = write(1, &b, 1)
+    }
+
+    public private(set) var microVM: MicroVM?
+    private var state = State.notStarted
+    private var pauseRequested = false
+    private var parked = false
+    private var finished = false
+    private var vcpuThread = pthread_t()
+    private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let changed = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    /// Requests served, reported by FlushMetrics (counted on the API thread only).
+    var apiRequests = 0
+
+    public init(instanceID: String, logger: VMMLogger, bootTimer: Bool = false) {
+        self.instanceID = instanceID
+        self.logger = logger
+        bootTimerEnabled = bootTimer
+        pthread_mutex_init(lock, nil)
+        pthread_cond_init(changed, nil)
+    }
+
+    public var currentState: State {
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        return state
+    }
+
+    /// The MicroVM configuration the Firecracker one stands for; files are read here, so a bad
+    /// path is refused before KVM is touched.
+    func microVMConfiguration() throws(FirecrackerError) -> MicroVMConfiguration {
+        guard let boot = configuration.bootSource else {
+            throw FirecrackerError("Cannot start microvm without kernel configuration (PUT /boot-source first).")
+        }
+        if let unsupported = configuration.unsupportedDevices.first {
+            throw FirecrackerError("Cannot start microvm: \(unsupported) is configured, but bulkhead-vmm does not implement that device yet.")
+        }
+        let kernel = try Self.readFile(boot.kernelImagePath, what: "kernel image (`kernel_image_path`)")
+        let initrd = try boot.initrdPath.map { (path: String) throws(FirecrackerError) -> [UInt8] in
+            try Self.readFile(path, what: "initrd (`initrd_path`)")
+        }
+        return MicroVMConfiguration(
+            memorySize: configuration.machineConfig.memSizeMib << 20, kernel: kernel,
+            commandLine: configuration.kernelCommandLine, initrd: initrd,
+            blockDevices: configuration.drives.map {
+                // The drive ID doubles as the disk's serial (VIRTIO_BLK_T_GET_ID), as Firecracker does.
+                BlockDeviceConfiguration(path: $0.pathOnHost, readOnly: $0.isReadOnly, serial: String($0.driveID.prefix(20)))
+            })
+    }
+
+    /// InstanceStart: builds the VM (every check happens before the guest runs) and starts the
+    /// vCPU thread.
+    public func start() throws(FirecrackerError) {
+        guard currentState == .notStarted else {
+            throw FirecrackerError("The requested operation is not supported after starting the microVM.")
+        }
+        let startTime = BootTimer.now()
+        let vmConfiguration = try microVMConfiguration()
+        let vm: MicroVM
+        do {
+            vm = try MicroVM(vmConfiguration)
+            if bootTimerEnabled {
+                let logger = self.logger
+                try vm.runLoop.mmio.register(BootTimer(start: startTime) { logger.info($0) },
+                                             base: BootTimer.address, length: BootTimer.length)
+            }
+        } catch {
+            throw FirecrackerError("Cannot start microvm: \(error)")
+        }
+        let output = serialOutput
+        vm.serial.onOutput = output
+        microVM = vm
+        pthread_mutex_lock(lock)
+        state = .running
+        pthread_mutex_unlock(lock)
+        let unmanaged = Unmanaged.passRetained(self)
+        let created = pthread_create(&vcpuThread, nil, { raw in
+            let vmm = Unmanaged<FirecrackerVMM>.fromOpaque(raw!).takeRetainedValue()
+            vmm.vcpuThreadMain()
+            return nil
+        }, unmanaged.toOpaque())
+        if created != 0 {
+            unmanaged.release()
+            pthread_mutex_lock(lock)
+            state = .notStarted
+            pthread_mutex_unlock(lock)
+            microVM = nil
+            throw FirecrackerError("Cannot start microvm: pthread_create: \(String(cString: strerror(created)))")
+        }
+        logger.info("Started the microVM (InstanceStart).")
+    }
+
+    /// Runs the guest; parks while paused; reports the final exit.
+    private func vcpuThreadMain() {
+        guard let vm = microVM else { return }
+        while true {
+            let exit = vm.run()
+            pthread_mutex_lock(lock)
+            if exit == .stopped {
+                if pauseRequested {
+                    parked = true
+                    state = .paused
+                    pthread_cond_broadcast(changed)
+                    while pauseRequested { pthread_cond_wait(changed, lock) }
+                    parked = false
+                    state = .running
+                    pthread_cond_broadcast(changed)
+                }
+                pthread_mutex_unlock(lock)
+                continue
+            }
+            finished = true
+            pthread_cond_broadcast(changed)
+            pthread_mutex_unlock(lock)
+            logger.info("Guest vCPU stopped: \(exit)")
+            onGuestExit(exit)
+            return
+        }
+    }
+
+    /// PATCH /vm {"state": "Paused"}: returns once the vCPU is out of KVM_RUN and parked.
+    public func pause() throws(FirecrackerError) {
+        guard let vm = microVM else {
+            throw FirecrackerError("The requested operation is not supported before starting the microVM.")
+        }
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        pauseRequested = true
+        // A kick that lands between two KVM_RUN calls only sets immediate_exit: repeat until parked.
+        while !parked && !finished {
+            vm.runLoop.stop(thread: vcpuThread)
+            var deadline = timespec()
+            clock_gettime(CLOCK_REALTIME, &deadline)
+            deadline.tv_nsec += 10_000_000
+            if deadline.tv_nsec >= 1_000_000_000 { deadline.tv_sec += 1; deadline.tv_nsec -= 1_000_000_000 }
+            pthread_cond_timedwait(changed, lock, &deadline)
+        }
+        logger.info("Paused the microVM.")
+    }
+
+    /// PATCH /vm {"state": "Resumed"}.
+    public func resume() throws(FirecrackerError) {
+        guard microVM != nil else {
+            throw FirecrackerError("The requested operation is not supported before starting the microVM.")
+        }
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        pauseRequested = false
+        pthread_cond_broadcast(changed)
+        while parked && !finished { pthread_cond_wait(changed, lock) }
+        logger.info("Resumed the microVM.")
+    }
+
+    /// SendCtrlAltDel: the key presses go to the guest's i8042, which a Linux guest turns into a
+    /// reboot, and the reboot (i8042 reset) ends the VMM.
+    public func sendCtrlAltDel() throws(FirecrackerError) {
+        guard let vm = microVM else {
+            throw FirecrackerError("The requested operation is not supported before starting the microVM.")
+        }
+        guard vm.i8042.sendCtrlAltDel() else {
+            throw FirecrackerError("i8042 internal buffer full: the guest is not reading its keyboard.")
+        }
+    }
+
+    /// FlushMetrics: one JSON line in the metrics file.
+    public func flushMetrics() throws(FirecrackerError) {
+        guard let path = configuration.metricsPath else {
+            throw FirecrackerError("The metrics system is not initialized (PUT /metrics first).")
+        }
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let line = JSONValue.object([
+            "utc_timestamp_ms": .integer(Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000),
+            "api_server": .object(["requests": .integer(Int64(apiRequests))]),
+            "vmm": .object(["state": .string(currentState.rawValue)]),
+        ]).text + "\n"
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0o644)
+        guard fd >= 0 else {
+            throw FirecrackerError("Cannot write metrics to `metrics_path` \(path): \(String(cString: strerror(errno))).")
+        }
+        defer { close(fd) }
+        let bytes = Array(line.utf8)
+        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    }
+
+    static func readFile(_ path: String, what: String) throws(FirecrackerError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw FirecrackerError("Cannot open the \(what) \(path): \(String(cString: strerror(errno))).")
+        }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let n = read(fd, &chunk, chunk.count)
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw FirecrackerError("Cannot read the \(what) \(path): \(String(cString: strerror(errno))).") }
+            if n == 0 { return bytes }
+            bytes += chunk[0..<n]
+        }
+    }
+}

@@ -1,0 +1,4 @@
+import BulkheadVMM
+import Glibc
+
+exit(FirecrackerCommandLine.main(Array(CommandLine.arguments.dropFirst())))
