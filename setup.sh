@@ -18,9 +18,13 @@ fi
 # uidmap: newuidmap/newgidmap, through which a user maps id ranges into a rootless container.
 PACKAGES=(busybox-static gcc libc6-dev libseccomp-dev acpica-tools uidmap)
 
-install_packages() {
+# The test command also runs the runtime under private podman and containerd daemons
+# (tests/engines), as engines would; python3 builds their busybox image.
+ENGINE_PACKAGES=(podman conmon containerd python3)
+
+install_packages() { # [EXTRA PACKAGE...]
   local missing=()
-  for p in "${PACKAGES[@]}"; do
+  for p in "${PACKAGES[@]}" "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   if ((${#missing[@]})); then
@@ -94,20 +98,23 @@ CONFIG
 }
 
 run_tests() {
-  install_packages
+  install_packages "${ENGINE_PACKAGES[@]}"
   swift build --build-tests
-  local log
+  local log engines=0
   log=$(mktemp)
+  set +e
+  # podman and containerd through the runtime just built (each says PASS or FAIL and why).
+  tests/engines/run-all.sh "$PWD/.build/debug/bulkhead-runtime" || engines=$?
   # Swift Testing prints a line per skipped test with its reason; count them so a skip is never
   # taken for a pass.
-  set +e
   swift test --skip-build 2>&1 | tee "$log"
   local status=${PIPESTATUS[0]}
   set -e
   local skipped
   skipped=$(grep -c " skipped" "$log" || true)
-  echo "setup: swift test exited with $status; $skipped tests skipped (reasons above)"
+  echo "setup: engine tests exited with $engines; swift test exited with $status; $skipped tests skipped (reasons above)"
   rm -f "$log"
+  [[ $engines == 0 ]] || return "$engines"
   return "$status"
 }
 
