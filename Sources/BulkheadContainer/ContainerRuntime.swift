@@ -9,6 +9,8 @@ import Glibc
 public struct CgroupRecord: Codable, Sendable {
     public var path: String
     public var createdDirectories: [String]
+    /// "directory controller" entries: controllers create enabled in cgroup.subtree_control.
+    public var enabledControllers: [String]?
 }
 
 /// What `create` takes besides config.json: runc's `create` flags.
@@ -139,7 +141,8 @@ public struct ContainerRuntime {
             let record = ContainerRecord(
                 id: id, bundle: bundle, rootfs: plan.rootfs ?? "", pid: pid, startTime: stat.startTime,
                 created: Timestamp.now(), owner: Self.userName(getuid()), annotations: spec.annotations,
-                cgroup: CgroupRecord(path: cgroup?.path ?? "", createdDirectories: cgroup?.createdDirectories ?? []),
+                cgroup: CgroupRecord(path: cgroup?.path ?? "", createdDirectories: cgroup?.createdDirectories ?? [],
+                                     enabledControllers: cgroup?.enabledControllers),
                 hooks: spec.hooks, namespaces: spec.linux?.namespaces?.map(\.type),
                 hostMounts: plan.hostMountNamespace ? true : nil)
             try store.write(record)
@@ -491,7 +494,8 @@ public struct ContainerRuntime {
     func cgroup(of record: ContainerRecord) throws(RuntimeError) -> Cgroup? {
         guard !record.cgroup.path.isEmpty else { return nil }
         return Cgroup(path: record.cgroup.path, hierarchies: try cgroupHierarchies(),
-                      createdDirectories: record.cgroup.createdDirectories)
+                      createdDirectories: record.cgroup.createdDirectories,
+                      enabledControllers: record.cgroup.enabledControllers ?? [])
     }
 
     /// The same, for operations that need one.

@@ -11,8 +11,14 @@ public struct Cgroup: Sendable, Equatable {
     /// the cgroup from another process (runc's delete) keeps this list in its state and passes it
     /// back to init(path:hierarchies:createdDirectories:), so shared parents it did not make stay.
     public private(set) var createdDirectories: [String]
+    /// "+controller" writes this cgroup made to cgroup.subtree_control files, as "directory controller":
+    /// remove() takes each back once no child cgroup is left under that directory, so a host's
+    /// cgroup2 root does not keep a controller enabled for containers long gone.
+    public private(set) var enabledControllers: [String] = []
 
-    public init(path: String, hierarchies: CgroupHierarchies, createdDirectories: [String] = []) {
+    public init(path: String, hierarchies: CgroupHierarchies, createdDirectories: [String] = [],
+                enabledControllers: [String] = []) {
+        self.enabledControllers = enabledControllers
         self.path = path
         self.hierarchies = hierarchies
         self.createdDirectories = createdDirectories
@@ -48,6 +54,7 @@ public struct Cgroup: Sendable, Equatable {
         // Map first: a spec the host cannot honour fails before anything is touched.
         let settings = try resources.map { (r) throws(CgroupError) in try CgroupSettings.settings(for: r, on: hierarchies) } ?? []
         createdDirectories = []
+        enabledControllers = []
         do {
             for hierarchy in hierarchies.v1 {
                 try makeDirectories(root: hierarchy.mountPoint, fillCpuset: hierarchy.controllers.contains("cpuset"),
@@ -65,7 +72,9 @@ public struct Cgroup: Sendable, Equatable {
             }
         } catch {
             removeCreatedDirectories()
+            disableEnabledControllers()
             createdDirectories = []
+            enabledControllers = []
             throw error
         }
     }
@@ -98,13 +107,14 @@ public struct Cgroup: Sendable, Equatable {
         }
     }
 
-    private func enableControllers(_ controllers: [String], in directory: String,
-                                   settings: [CgroupSetting]) throws(CgroupError) {
+    private mutating func enableControllers(_ controllers: [String], in directory: String,
+                                            settings: [CgroupSetting]) throws(CgroupError) {
         let file = directory + "/cgroup.subtree_control"
         let enabled = try CgroupFiles.read(file, operation: "cgroup.subtree_control").split(whereSeparator: \.isWhitespace)
         for controller in controllers where !enabled.contains(Substring(controller)) {
             let field = settings.first { $0.version == .v2 && $0.controller == controller }?.field ?? "enable \(controller)"
             try CgroupFiles.write(file, "+" + controller, operation: "\(field): enable the \(controller) controller")
+            enabledControllers.append(directory + " " + controller)
         }
     }
 
@@ -171,7 +181,20 @@ public struct Cgroup: Sendable, Equatable {
             if let error = Self.removeDirectory(directory, waitWhileBusy: true), firstError == nil { firstError = error }
         }
         removeCreatedDirectories()
+        disableEnabledControllers()
         if let firstError { throw firstError }
+    }
+
+    /// Deepest first: "-controller" where this cgroup enabled it and no child cgroup remains.
+    private func disableEnabledControllers() {
+        for entry in enabledControllers.reversed() {
+            guard let space = entry.lastIndex(of: " ") else { continue }
+            let directory = String(entry[..<space]), controller = String(entry[entry.index(after: space)...])
+            let children = ((try? Files.list(directory)) ?? []).filter { Files.isDirectory(directory + "/" + $0) }
+            if children.isEmpty {
+                try? CgroupFiles.write(directory + "/cgroup.subtree_control", "-" + controller, operation: "disable \(controller)")
+            }
+        }
     }
 
     /// Deepest first; a parent that still holds another container's cgroup stays.
