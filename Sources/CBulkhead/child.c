@@ -293,6 +293,21 @@ static int copy_tree(int from, int to, int depth) {
     }
 }
 
+// The directory holding `path` inside the root, made if missing, as an O_PATH fd; `name` gets
+// the last component of `path`.
+static int open_parent_in_root(const struct bh_plan *p, int rootfd, const char *path, const char **name) {
+    char dir[4096];
+    bh_strlcpy(dir, path, sizeof dir);
+    char *slash = strrchr(dir, '/');
+    *name = path;
+    if (slash) { *slash = 0; *name = path + (slash - dir) + 1; }
+    const char *parent_path = slash && dir[0] ? dir : "/";
+    if (mkdir_in_root(rootfd, parent_path, 0755) < 0) fail(p, "mkdir", parent_path);
+    int parent = open_in_root(rootfd, parent_path, O_PATH | O_DIRECTORY);
+    if (parent < 0) fail(p, "open", parent_path);
+    return parent;
+}
+
 static void run_op(const struct bh_plan *p, int rootfd, const struct bh_op *op) {
     char target[32];
     int fd;
@@ -301,27 +316,15 @@ static void run_op(const struct bh_plan *p, int rootfd, const struct bh_op *op) 
         if (mkdir_in_root(rootfd, op->target, op->mode) < 0) fail(p, "mkdir", op->target);
         return;
     case BH_OP_SYMLINK: {
-        char dir[4096];
-        bh_strlcpy(dir, op->target, sizeof dir);
-        char *slash = strrchr(dir, '/');
-        const char *name = op->target;
-        if (slash) { *slash = 0; name = op->target + (slash - dir) + 1; }
-        if (mkdir_in_root(rootfd, slash && dir[0] ? dir : "/", 0755) < 0) fail(p, "mkdir", dir);
-        int parent = open_in_root(rootfd, slash && dir[0] ? dir : "/", O_PATH | O_DIRECTORY);
-        if (parent < 0) fail(p, "open", dir);
+        const char *name;
+        int parent = open_parent_in_root(p, rootfd, op->target, &name);
         if (symlinkat(op->source, parent, name) < 0 && errno != EEXIST) fail(p, "symlink", op->target);
         close(parent);
         return;
     }
     case BH_OP_MKNOD: {
-        char dir[4096];
-        bh_strlcpy(dir, op->target, sizeof dir);
-        char *slash = strrchr(dir, '/');
-        const char *name = op->target;
-        if (slash) { *slash = 0; name = op->target + (slash - dir) + 1; }
-        if (mkdir_in_root(rootfd, slash && dir[0] ? dir : "/", 0755) < 0) fail(p, "mkdir", dir);
-        int parent = open_in_root(rootfd, slash && dir[0] ? dir : "/", O_PATH | O_DIRECTORY);
-        if (parent < 0) fail(p, "open", dir);
+        const char *name;
+        int parent = open_parent_in_root(p, rootfd, op->target, &name);
         // An existing node (from the image) is replaced: its type or number may be wrong.
         unlinkat(parent, name, 0);
         if (mknodat(parent, name, op->mode, (dev_t)op->dev) < 0) fail(p, "mknod", op->target);
