@@ -230,8 +230,10 @@ extension SeccompFilter {
     /// architecture and answers every other syscall with `defaultAction` (a spec action name, e.g.
     /// SCMP_ACT_KILL_PROCESS, or SCMP_ACT_ERRNO with `defaultErrnoRet`). For bulkhead-vmm's
     /// threads, which confine themselves; `flags` are SECCOMP_FILTER_FLAG_* bits (LOG: `flagLog`).
-    public init(allowing syscalls: [String], defaultAction: String, defaultErrnoRet: UInt32? = nil,
-                flags: UInt32 = 0) throws(ConfigError) {
+    /// `restricted` allows a syscall only when one argument's low 32 bits equal one of the values
+    /// (e.g. ioctl with argument 1 KVM_RUN); such a syscall must not be in `syscalls` as well.
+    public init(allowing syscalls: [String], restricted: [ArgumentRule] = [], defaultAction: String,
+                defaultErrnoRet: UInt32? = nil, flags: UInt32 = 0) throws(ConfigError) {
         let field = "allow-list"
         let action = try Self.action(defaultAction, errnoRet: defaultErrnoRet, field: "\(field).defaultAction")
         guard let ctx = seccomp_init(action) else {
@@ -244,6 +246,18 @@ extension SeccompFilter {
             let rc = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, number, 0, nil)
             if rc < 0 { throw ConfigError(field: field, message: "libseccomp: cannot allow \"\(name)\": \(errnoText(-rc))") }
         }
+        for rule in restricted {
+            let number = seccomp_syscall_resolve_name(rule.syscall)
+            guard number != __NR_SCMP_ERROR, rule.argument < 6, !syscalls.contains(rule.syscall) else {
+                throw ConfigError(field: field, message: "bad argument rule for \"\(rule.syscall)\"")
+            }
+            for value in rule.values {
+                // MASKED_EQ on the low 32 bits: an int argument may reach the kernel sign-extended.
+                var condition = scmp_arg_cmp(arg: rule.argument, op: SCMP_CMP_MASKED_EQ, datum_a: 0xffff_ffff, datum_b: value & 0xffff_ffff)
+                let rc = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, number, 1, &condition)
+                if rc < 0 { throw ConfigError(field: field, message: "libseccomp: cannot allow \"\(rule.syscall)\" with 0x\(String(value, radix: 16)): \(errnoText(-rc))") }
+            }
+        }
         let program = try Self.export(ctx, field: field)
         guard program.count / 8 <= Self.maxInstructions else {
             throw ConfigError(field: field, message: "the filter compiles to \(program.count / 8) BPF instructions")
@@ -252,6 +266,18 @@ extension SeccompFilter {
         self.flags = flags
         listenerPath = nil
         listenerMetadata = nil
+    }
+
+    /// A syscall allowed only with given values of one argument.
+    public struct ArgumentRule: Sendable, Equatable {
+        public var syscall: String
+        public var argument: UInt32
+        public var values: [UInt64]
+        public init(_ syscall: String, argument: UInt32, values: [UInt64]) {
+            self.syscall = syscall
+            self.argument = argument
+            self.values = values
+        }
     }
 
     /// SECCOMP_FILTER_FLAG_LOG: the kernel logs every action but ALLOW (for finding a missing syscall).

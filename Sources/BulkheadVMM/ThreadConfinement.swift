@@ -1,5 +1,6 @@
 import BulkheadLinux
 import BulkheadOCI
+import CBulkhead
 import Glibc
 
 /// The kinds of thread bulkhead-vmm runs, each confined by its own seccomp filter once setup is
@@ -60,8 +61,8 @@ public enum ThreadConfinement {
             return runtime + [
                 // The poll loop of UnixSocketHTTPServer: accept, read requests, send answers.
                 "poll", "ppoll", "accept", "accept4", "read", "sendto", "close", "fcntl",
-                // FlushMetrics appends to metrics_path (opened per flush, as Firecracker's
-                // metrics file may be replaced); PUT /logger after start is refused.
+                // FlushMetrics appends to metrics_path (opened per flush) and PUT /logger may
+                // open a new log file: both are API requests a running microVM still takes.
                 "openat",
                 // Pause: pthread_kill of the vCPU thread (tgkill above). SendCtrlAltDel: the
                 // i8042 irqfd (write above).
@@ -71,20 +72,30 @@ public enum ThreadConfinement {
             return runtime + ["unlink", "unlinkat", "pause"]
         case .vcpu:
             return runtime + [
-                // KVM_RUN (and KVM_SET_* the run loop uses); the irqfd eventfds are written.
-                "ioctl",
                 // virtio-blk on the disk files opened during setup; fsync for VIRTIO_BLK_T_FLUSH.
                 "pread64", "pwrite64", "preadv", "pwritev", "fsync", "fdatasync",
             ]
         }
     }
 
+    /// Syscalls allowed only with certain arguments: the vCPU thread's ioctls are KVM_RUN, and
+    /// KVM_GET_REGS to name the guest's rip when a run fails; nothing else on any descriptor
+    /// (no KVM_CREATE_VM, no KVM_SET_USER_MEMORY_REGION, no terminal or socket ioctls).
+    public static func argumentRules(_ kind: VMMThreadKind) -> [SeccompFilter.ArgumentRule] {
+        switch kind {
+        case .api, .vmm: return []
+        case .vcpu: return [.init("ioctl", argument: 1, values: vcpuIoctls)]
+        }
+    }
+
+    public static let vcpuIoctls = [UInt64(BH_KVM_RUN), UInt64(BH_KVM_GET_REGS)]
+
     /// The compiled filter of `kind` for `policy` (nil for `.off`).
     public static func filter(_ kind: VMMThreadKind, policy: SeccompPolicy) throws(ConfigError) -> SeccompFilter? {
         switch policy {
         case .off: return nil
-        case .kill: return try SeccompFilter(allowing: allowList(kind), defaultAction: "SCMP_ACT_KILL_PROCESS")
-        case .log: return try SeccompFilter(allowing: allowList(kind), defaultAction: "SCMP_ACT_LOG")
+        case .kill: return try SeccompFilter(allowing: allowList(kind), restricted: argumentRules(kind), defaultAction: "SCMP_ACT_KILL_PROCESS")
+        case .log: return try SeccompFilter(allowing: allowList(kind), restricted: argumentRules(kind), defaultAction: "SCMP_ACT_LOG")
         }
     }
 

@@ -30,16 +30,25 @@ struct ThreadConfinementFilterTests {
             #expect(!compared.contains(UInt32(number)), "\(kind): the program compares with \(name) (\(number))")
         }
         #expect(try ThreadConfinement.filter(kind, policy: .off) == nil)
+        // ioctl is in the vCPU program only, with the two request numbers.
+        let ioctl = UInt32(try #require(SeccompFilter.syscallNumber("ioctl")))
+        #expect(compared.contains(ioctl) == (kind == .vcpu))
+        #expect(compared.contains(UInt32(truncatingIfNeeded: BH_KVM_RUN)) == (kind == .vcpu))
+        #expect(compared.contains(UInt32(truncatingIfNeeded: BH_KVM_GET_REGS)) == (kind == .vcpu))
+        #expect(!compared.contains(UInt32(truncatingIfNeeded: BH_KVM_CREATE_VM)))
     }
 
     @Test func eachThreadGetsOnlyWhatItsJobNeeds() {
         let api = Set(ThreadConfinement.allowList(.api))
         let vmm = Set(ThreadConfinement.allowList(.vmm))
         let vcpu = Set(ThreadConfinement.allowList(.vcpu))
-        // Only the vCPU thread talks to KVM and to the disks.
-        for name in ["ioctl", "pread64", "pwrite64", "fsync"] {
+        // Only the vCPU thread talks to KVM (KVM_RUN and KVM_GET_REGS only) and to the disks.
+        for name in ["pread64", "pwrite64", "fsync"] {
             #expect(vcpu.contains(name) && !api.contains(name) && !vmm.contains(name), "\(name)")
         }
+        for list in [api, vmm, vcpu] { #expect(!list.contains("ioctl")) }
+        #expect(ThreadConfinement.argumentRules(.api).isEmpty && ThreadConfinement.argumentRules(.vmm).isEmpty)
+        #expect(ThreadConfinement.argumentRules(.vcpu) == [.init("ioctl", argument: 1, values: [UInt64(BH_KVM_RUN), UInt64(BH_KVM_GET_REGS)])])
         // Only the API thread accepts connections and opens a file (the metrics file).
         for name in ["accept", "accept4", "openat", "poll"] {
             #expect(api.contains(name) && !vcpu.contains(name) && !vmm.contains(name), "\(name)")
