@@ -45,7 +45,8 @@ let package = Package(
         // runc's command line over the container engine.
         .target(name: "BulkheadRuntimeCLI", dependencies: ["BulkheadContainer", "BulkheadOCI", "BulkheadLinux"], swiftSettings: directMetadataAccess),
         // The microVM monitor: KVM VM and vCPUs, guest memory, x86-64 Linux boot, legacy devices.
-        .target(name: "BulkheadVMM", dependencies: ["CBulkhead"]),
+        // Its threads confine themselves with seccomp filters built by BulkheadLinux's SeccompFilter.
+        .target(name: "BulkheadVMM", dependencies: ["CBulkhead", "BulkheadLinux", "BulkheadOCI"]),
         .executableTarget(
             name: "bulkhead-runtime",
             dependencies: ["BulkheadRuntimeCLI"],
@@ -64,7 +65,7 @@ let package = Package(
         .testTarget(name: "BulkheadRuntimeCLITests", dependencies: ["BulkheadRuntimeCLI"]),
         // Guests/ holds the C/assembly test guest that the tests compile with gcc at run time.
         // The bulkhead-vmm tests run the binary by path, not as a dependency (see below).
-        .testTarget(name: "BulkheadVMMTests", dependencies: ["BulkheadVMM"], exclude: ["Guests"]),
+        .testTarget(name: "BulkheadVMMTests", dependencies: ["BulkheadVMM", "BulkheadLinux"], exclude: ["Guests"]),
         // Not a module dependency on the bulkhead-runtime executable: its -static-executable flag
         // would be applied to the test binary, which cannot link statically (no static Testing/XCTest
         // libraries; measured). `swift build --build-tests` still builds the binary; run it by path.

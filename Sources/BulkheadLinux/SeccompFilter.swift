@@ -222,3 +222,91 @@ public struct SeccompFilter: Sendable, Equatable {
         }.map(\.name)
     }
 }
+
+// MARK: allow-lists for Bulkhead's own threads
+
+extension SeccompFilter {
+    /// A filter that allows exactly `syscalls` (names as libseccomp knows them) on the native
+    /// architecture and answers every other syscall with `defaultAction` (a spec action name, e.g.
+    /// SCMP_ACT_KILL_PROCESS, or SCMP_ACT_ERRNO with `defaultErrnoRet`). For bulkhead-vmm's
+    /// threads, which confine themselves; `flags` are SECCOMP_FILTER_FLAG_* bits (LOG: `flagLog`).
+    /// `restricted` allows a syscall only when one argument's low 32 bits equal one of the values
+    /// (e.g. ioctl with argument 1 KVM_RUN); such a syscall must not be in `syscalls` as well.
+    public init(allowing syscalls: [String], restricted: [ArgumentRule] = [], defaultAction: String,
+                defaultErrnoRet: UInt32? = nil, flags: UInt32 = 0) throws(ConfigError) {
+        let field = "allow-list"
+        let action = try Self.action(defaultAction, errnoRet: defaultErrnoRet, field: "\(field).defaultAction")
+        guard let ctx = seccomp_init(action) else {
+            throw ConfigError(field: field, message: "libseccomp refused \"\(defaultAction)\" as the default action")
+        }
+        defer { seccomp_release(ctx) }
+        for name in Set(syscalls).sorted() {
+            let number = seccomp_syscall_resolve_name(name)
+            guard number != __NR_SCMP_ERROR else { throw ConfigError(field: field, message: "unknown syscall \"\(name)\"") }
+            let rc = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, number, 0, nil)
+            if rc < 0 { throw ConfigError(field: field, message: "libseccomp: cannot allow \"\(name)\": \(errnoText(-rc))") }
+        }
+        for rule in restricted {
+            let number = seccomp_syscall_resolve_name(rule.syscall)
+            guard number != __NR_SCMP_ERROR, rule.argument < 6, !syscalls.contains(rule.syscall) else {
+                throw ConfigError(field: field, message: "bad argument rule for \"\(rule.syscall)\"")
+            }
+            for value in rule.values {
+                // MASKED_EQ on the low 32 bits: an int argument may reach the kernel sign-extended.
+                var condition = scmp_arg_cmp(arg: rule.argument, op: SCMP_CMP_MASKED_EQ, datum_a: 0xffff_ffff, datum_b: value & 0xffff_ffff)
+                let rc = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, number, 1, &condition)
+                if rc < 0 { throw ConfigError(field: field, message: "libseccomp: cannot allow \"\(rule.syscall)\" with 0x\(String(value, radix: 16)): \(errnoText(-rc))") }
+            }
+        }
+        let program = try Self.export(ctx, field: field)
+        guard program.count / 8 <= Self.maxInstructions else {
+            throw ConfigError(field: field, message: "the filter compiles to \(program.count / 8) BPF instructions")
+        }
+        self.program = program
+        self.flags = flags
+        listenerPath = nil
+        listenerMetadata = nil
+    }
+
+    /// A syscall allowed only with given values of one argument.
+    public struct ArgumentRule: Sendable, Equatable {
+        public var syscall: String
+        public var argument: UInt32
+        public var values: [UInt64]
+        public init(_ syscall: String, argument: UInt32, values: [UInt64]) {
+            self.syscall = syscall
+            self.argument = argument
+            self.values = values
+        }
+    }
+
+    /// SECCOMP_FILTER_FLAG_LOG: the kernel logs every action but ALLOW (for finding a missing syscall).
+    public static var logFlag: UInt32 { flagLog }
+
+    /// The syscall number of `name` on this architecture, or nil.
+    public static func syscallNumber(_ name: String) -> Int32? {
+        let n = seccomp_syscall_resolve_name(name)
+        return n == __NR_SCMP_ERROR ? nil : n
+    }
+
+    /// Sets no_new_privs and loads the filter on the calling thread only (TSYNC is never set, so
+    /// each thread keeps the filter it installed itself). Irreversible for that thread.
+    public func loadOnCurrentThread() throws(SystemError) {
+        let rc = program.withUnsafeBytes { bh_seccomp_load_thread_filter($0.baseAddress, Int32(instructionCount), flags & ~Self.flagTsync) }
+        if rc != 0 { throw SystemError("seccomp(SECCOMP_SET_MODE_FILTER)") }
+    }
+
+    /// The constants the program compares the syscall number with (BPF_JMP|BPF_JEQ|BPF_K), i.e.
+    /// the syscalls an allow-list filter without argument rules lets through.
+    public var comparedConstants: Set<UInt32> {
+        var constants = Set<UInt32>()
+        var i = 0
+        while i + 8 <= program.count {
+            let code = UInt16(program[i]) | UInt16(program[i + 1]) << 8
+            let k = UInt32(program[i + 4]) | UInt32(program[i + 5]) << 8 | UInt32(program[i + 6]) << 16 | UInt32(program[i + 7]) << 24
+            if code == 0x15 { constants.insert(k) }  // BPF_JMP | BPF_JEQ | BPF_K
+            i += 8
+        }
+        return constants
+    }
+}

@@ -12,12 +12,15 @@ public struct FirecrackerCommandLine: Equatable, Sendable {
     public var logPath: String?
     public var showVersion = false
     public var showHelp = false
+    /// Seccomp filters per thread after setup (ThreadConfinement): kill by default.
+    public var seccomp = SeccompPolicy.kill
 
     public static let usage = """
         bulkhead-vmm: a Firecracker-compatible microVM monitor on /dev/kvm.
 
         Usage: bulkhead-vmm [--api-sock PATH] [--config-file PATH] [--no-api] [--boot-timer]
-                            [--id ID] [--level LEVEL] [--log-path PATH] [--version] [--help]
+                            [--id ID] [--level LEVEL] [--log-path PATH] [--no-seccomp] [--seccomp-log]
+                            [--version] [--help]
 
           --api-sock PATH     serve Firecracker's REST API on this Unix socket (default /run/firecracker.socket)
           --config-file PATH  configure the microVM from a Firecracker JSON config file and start it
@@ -26,6 +29,8 @@ public struct FirecrackerCommandLine: Equatable, Sendable {
           --id ID             the instance ID shown by GET / (default anonymous-instance)
           --level LEVEL       log level: Off, Error, Warning, Info, Debug, Trace (default Info)
           --log-path PATH     append the log to this file instead of stderr
+          --no-seccomp        do not confine the API, VMM and vCPU threads with seccomp (debugging)
+          --seccomp-log       log (kernel audit) instead of killing on a syscall outside a thread's filter
           --version           print the version
           --help              print this text
 
@@ -70,6 +75,8 @@ public struct FirecrackerCommandLine: Equatable, Sendable {
                 }
                 options.level = level
             case "--log-path": options.logPath = try value()
+            case "--no-seccomp": options.seccomp = .off
+            case "--seccomp-log": options.seccomp = .log
             case "--version": options.showVersion = true
             case "--help", "-h": options.showHelp = true
             default: throw UsageError(description: "unknown argument \(argument) (see --help)")
@@ -108,6 +115,7 @@ public struct FirecrackerCommandLine: Equatable, Sendable {
             if !logger.writesToStderr || logger.level < .error { printError(message) }
         }
         let vmm = FirecrackerVMM(instanceID: options.id, logger: logger, bootTimer: options.bootTimer)
+        vmm.seccomp = options.seccomp
         let socketToRemove = options.noAPI ? nil : options.apiSocket
         vmm.onGuestExit = { exit in
             // exit() skips deinitializers: remove the socket here so the path can be used again.
@@ -139,18 +147,37 @@ public struct FirecrackerCommandLine: Equatable, Sendable {
                 if let l = vmm.configuration.logger {
                     try logger.configure(path: l.logPath, level: l.level.flatMap(VMMLogger.Level.init(name:)))
                 }
-                try vmm.start()
+                // --no-api: this thread becomes the VMM thread (below).
+                try vmm.start(supervise: server != nil)
             } catch {
                 fail(error.faultMessage)
                 return 1
             }
         }
         guard let server else {
-            // --no-api: nothing to serve; the vCPU thread ends the process.
-            while true { Glibc.pause() }
+            // --no-api: nothing to serve; wait for the guest's end, confined as the VMM thread.
+            vmm.superviseGuest()
         }
         logger.info("API server listening on \(options.apiSocket)")
-        server.serve { vmm.handle($0) }
+        // The API thread confines itself once the microVM runs: InstanceStart (from the config
+        // file or a request) is the end of setup. Before, requests open files and /dev/kvm.
+        var confined = false
+        func confineOnceStarted() {
+            guard !confined, vmm.currentState != .notStarted else { return }
+            confined = true
+            do {
+                try ThreadConfinement.confineCurrentThread(.api, policy: options.seccomp)
+            } catch {
+                fail(error.faultMessage)
+                Glibc.exit(1)
+            }
+        }
+        confineOnceStarted()
+        server.serve { request in
+            let response = vmm.handle(request)
+            confineOnceStarted()
+            return response
+        }
     }
 }
 

@@ -21,7 +21,7 @@ public final class FirecrackerVMM: @unchecked Sendable {
     public var configuration = FirecrackerConfiguration()
     /// `--boot-timer`: attach the boot-timer device at InstanceStart.
     public let bootTimerEnabled: Bool
-    /// Called on the vCPU thread when the guest stops for good (reset, shutdown, failure).
+    /// Called on the VMM thread when the guest stops for good (reset, shutdown, failure).
     /// Firecracker exits the process then; so does bulkhead-vmm's main.
     public var onGuestExit: (VMExit) -> Void = { _ in }
     /// Where the guest's serial output goes: stdout, byte by byte (the guest pays an exit per byte
@@ -31,12 +31,18 @@ public final class FirecrackerVMM: @unchecked Sendable {
         _ = write(1, &b, 1)
     }
 
+    /// Whether the VMM and vCPU threads confine themselves with seccomp (ThreadConfinement).
+    /// The library default is off (tests drive VMs in their own process); bulkhead-vmm kills.
+    public var seccomp = SeccompPolicy.off
+
     public private(set) var microVM: MicroVM?
     private var state = State.notStarted
     private var pauseRequested = false
     private var parked = false
     private var finished = false
+    private var guestExit: VMExit?
     private var vcpuThread = pthread_t()
+    private var vmmThread = pthread_t()
     private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let changed = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     /// Requests served, reported by FlushMetrics (counted on the API thread only).
@@ -79,8 +85,9 @@ public final class FirecrackerVMM: @unchecked Sendable {
     }
 
     /// InstanceStart: builds the VM (every check happens before the guest runs) and starts the
-    /// vCPU thread.
-    public func start() throws(FirecrackerError) {
+    /// vCPU thread, and the VMM thread that waits for the guest's end (unless `supervise` is
+    /// false: the caller then calls `superviseGuest()` itself, as bulkhead-vmm --no-api does).
+    public func start(supervise: Bool = true) throws(FirecrackerError) {
         guard currentState == .notStarted else {
             throw FirecrackerError("The requested operation is not supported after starting the microVM.")
         }
@@ -117,12 +124,56 @@ public final class FirecrackerVMM: @unchecked Sendable {
             microVM = nil
             throw FirecrackerError("Cannot start microvm: pthread_create: \(String(cString: strerror(created)))")
         }
+        if supervise {
+            let retained = Unmanaged.passRetained(self)
+            let createdVMM = pthread_create(&vmmThread, nil, { raw in
+                let vmm = Unmanaged<FirecrackerVMM>.fromOpaque(raw!).takeRetainedValue()
+                vmm.superviseGuest()
+            }, retained.toOpaque())
+            if createdVMM != 0 {
+                retained.release()
+                // The guest runs, but nobody would end the process when it stops.
+                logger.error("pthread_create (VMM thread): \(String(cString: strerror(createdVMM)))")
+            }
+        }
         logger.info("Started the microVM (InstanceStart).")
+    }
+
+    /// The VMM thread: confines itself, waits until the guest stops for good, then reports it
+    /// through `onGuestExit` (which ends bulkhead-vmm). Does not return.
+    public func superviseGuest() -> Never {
+        do {
+            try ThreadConfinement.confineCurrentThread(.vmm, policy: seccomp)
+        } catch {
+            logger.error("\(error)")
+            Glibc.exit(1)
+        }
+        pthread_mutex_lock(lock)
+        while !finished { pthread_cond_wait(changed, lock) }
+        let exit = guestExit ?? .failed("the vCPU thread ended without an exit")
+        pthread_mutex_unlock(lock)
+        logger.info("Guest vCPU stopped: \(exit)")
+        onGuestExit(exit)
+        // onGuestExit normally ends the process; park otherwise (tests).
+        while true { Glibc.pause() }
     }
 
     /// Runs the guest; parks while paused; reports the final exit.
     private func vcpuThreadMain() {
         guard let vm = microVM else { return }
+        // The kick handler first: sigaction is setup, not run time.
+        VCPURunLoop.installKickSignalHandler()
+        do {
+            try ThreadConfinement.confineCurrentThread(.vcpu, policy: seccomp)
+        } catch {
+            logger.error("\(error)")
+            pthread_mutex_lock(lock)
+            finished = true
+            guestExit = .failed("\(error)")
+            pthread_cond_broadcast(changed)
+            pthread_mutex_unlock(lock)
+            return
+        }
         while true {
             let exit = vm.run()
             pthread_mutex_lock(lock)
@@ -140,10 +191,9 @@ public final class FirecrackerVMM: @unchecked Sendable {
                 continue
             }
             finished = true
+            guestExit = exit
             pthread_cond_broadcast(changed)
             pthread_mutex_unlock(lock)
-            logger.info("Guest vCPU stopped: \(exit)")
-            onGuestExit(exit)
             return
         }
     }

@@ -986,6 +986,12 @@ int bh_seccomp_flags_supported(unsigned int flags) {
     return r < 0 && errno == EFAULT ? 1 : 0;
 }
 
+int bh_seccomp_load_thread_filter(const void *program, int count, unsigned int flags) {
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return -1;
+    struct sock_fprog prog = { .len = (unsigned short)count, .filter = (struct sock_filter *)program };
+    return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog) < 0 ? -1 : 0;
+}
+
 static void catchable(sigset_t *set) {
     sigfillset(set);
     // Signals that report a fault of this process must stay deliverable; KILL and STOP cannot be caught.

@@ -193,6 +193,10 @@ int bh_unblock_signals(void);
 // kernel takes SECCOMP_SET_MODE_FILTER with `flags` (1 yes, 0 no).
 int bh_memfd(const char *name);
 int bh_seccomp_flags_supported(unsigned int flags);
+// Sets PR_SET_NO_NEW_PRIVS and loads `count` struct bh_sock_filter on the calling thread only
+// (SECCOMP_SET_MODE_FILTER with `flags`, TSYNC not set: the other threads keep their own filters).
+// 0, or -1 with errno.
+int bh_seccomp_load_thread_filter(const void *program, int count, unsigned int flags);
 
 // cgroup v2 device control: loads a BPF_PROG_TYPE_CGROUP_DEVICE program (`insns`: `count`
 // struct bpf_insn, 8 bytes each) and attaches it to the cgroup directory `cgroup_fd` with
