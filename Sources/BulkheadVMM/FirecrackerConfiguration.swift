@@ -2,7 +2,7 @@
 /// `--config-file` holds, with Firecracker's JSON field names. GET /vm/config prints it back in the
 /// config-file format, so a configuration can be saved and replayed.
 ///
-/// Devices bulkhead-vmm does not implement yet (network interfaces, vsock, entropy) are accepted
+/// Devices bulkhead-vmm does not implement yet (network interfaces, vsock) are accepted
 /// and kept, so existing clients can send their usual sequence, but InstanceStart refuses to boot
 /// with them and names the device (see `unsupportedDevices`).
 public struct FirecrackerConfiguration: Equatable, Sendable {
@@ -41,9 +41,10 @@ public struct FirecrackerConfiguration: Equatable, Sendable {
     public var bootSource: BootSource?
     public var drives: [Drive] = []
     public var machineConfig = MachineConfig()
-    /// Kept as sent: bulkhead-vmm has no virtio-net, virtio-vsock or virtio-rng yet.
+    /// Kept as sent: bulkhead-vmm has no virtio-net or virtio-vsock yet.
     public var networkInterfaces: [JSONValue] = []
     public var vsock: JSONValue?
+    /// The entropy device (virtio-rng), as sent; its rate_limiter is accepted and not acted on.
     public var entropy: JSONValue?
     public var logger: Logger?
     public var metricsPath: String?
@@ -251,7 +252,6 @@ public struct FirecrackerConfiguration: Equatable, Sendable {
             }
         }
         if vsock != nil { names.append("vsock (virtio-vsock)") }
-        if entropy != nil { names.append("entropy device (virtio-rng)") }
         return names
     }
 

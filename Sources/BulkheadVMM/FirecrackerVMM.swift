@@ -75,7 +75,8 @@ public final class FirecrackerVMM: @unchecked Sendable {
             blockDevices: configuration.drives.map {
                 // The drive ID doubles as the disk's serial (VIRTIO_BLK_T_GET_ID), as Firecracker does.
                 BlockDeviceConfiguration(path: $0.pathOnHost, readOnly: $0.isReadOnly, serial: String($0.driveID.prefix(20)))
-            })
+            },
+            entropy: configuration.entropy != nil)
     }
 
     /// InstanceStart: builds the VM (every check happens before the guest runs) and starts the

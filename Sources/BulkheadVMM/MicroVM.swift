@@ -20,19 +20,22 @@ public struct MicroVMConfiguration: Sendable {
     public var commandLine: String
     public var initrd: [UInt8]?
     public var blockDevices: [BlockDeviceConfiguration]
+    /// A virtio-rng device (Firecracker's `entropy`), after the disks.
+    public var entropy: Bool
 
     public init(memorySize: UInt64, kernel: [UInt8], commandLine: String, initrd: [UInt8]? = nil,
-                blockDevices: [BlockDeviceConfiguration] = []) {
+                blockDevices: [BlockDeviceConfiguration] = [], entropy: Bool = false) {
         self.memorySize = memorySize
         self.kernel = kernel
         self.commandLine = commandLine
         self.initrd = initrd
         self.blockDevices = blockDevices
+        self.entropy = entropy
     }
 }
 
 /// A one-vCPU microVM booted directly at a kernel's 64-bit entry, with COM1, the i8042 (reset line, Ctrl-Alt-Del on IRQ 1),
-/// and virtio-blk disks on virtio-mmio, all described to the guest in ACPI tables.
+/// and virtio-blk disks and virtio-rng on virtio-mmio, all described to the guest in ACPI tables.
 ///
 /// Everything that can be checked without KVM (memory size, the kernel image, the command line) is
 /// checked before /dev/kvm is touched, so a bad guest is refused before anything runs.
@@ -48,7 +51,7 @@ public final class MicroVM {
     public let vm: VirtualMachine
     public let vcpu: VCPU
     public let runLoop: VCPURunLoop
-    /// The virtio-mmio transports, in configuration order (disks first).
+    /// The virtio-mmio transports, in configuration order: disks, then the entropy device.
     public let virtioDevices: [VirtioMMIOTransport]
     /// What the ACPI tables tell the guest about each transport.
     public let virtioDescriptions: [VirtioMMIODeviceDescription]
@@ -59,16 +62,18 @@ public final class MicroVM {
             throw VMMError.invalidConfiguration(
                 "memory size \(size) must be a multiple of 4096 between 2 MiB and 3 GiB (RAM ends below the MMIO gap)")
         }
-        guard configuration.blockDevices.count <= BootLayout.virtioGSIs.count else {
+        let deviceCount = configuration.blockDevices.count + (configuration.entropy ? 1 : 0)
+        guard deviceCount <= BootLayout.virtioGSIs.count else {
             throw VMMError.invalidConfiguration(
-                "\(configuration.blockDevices.count) virtio devices, at most \(BootLayout.virtioGSIs.count) (one GSI each)")
+                "\(deviceCount) virtio devices, at most \(BootLayout.virtioGSIs.count) (one GSI each)")
         }
         self.configuration = configuration
         // Disks open before KVM is touched, so a missing file is refused first.
-        let disks = try configuration.blockDevices.map {
+        var devices: [VirtioDevice] = try configuration.blockDevices.map {
             try VirtioBlock(path: $0.path, readOnly: $0.readOnly, serial: $0.serial)
         }
-        let descriptions = disks.indices.map { i in
+        if configuration.entropy { devices.append(VirtioRNG()) }
+        let descriptions = devices.indices.map { i in
             VirtioMMIODeviceDescription(
                 baseAddress: UInt32(BootLayout.virtioMMIOStart) + UInt32(i) * VirtioMMIOTransport.windowSize,
                 gsi: BootLayout.virtioGSIs.lowerBound + UInt32(i))
@@ -118,8 +123,8 @@ public final class MicroVM {
         ports.register(i8042, ports: I8042.commandPort...I8042.commandPort)
         let mmio = MMIOBus()
         var transports: [VirtioMMIOTransport] = []
-        for (disk, d) in zip(disks, descriptions) {
-            let transport = VirtioMMIOTransport(device: disk, memory: memory,
+        for (device, d) in zip(devices, descriptions) {
+            let transport = VirtioMMIOTransport(device: device, memory: memory,
                                                 interrupt: try IRQFDInterrupt(vm: vm, gsi: d.gsi))
             try mmio.register(transport, base: UInt64(d.baseAddress), length: UInt64(d.windowSize))
             transports.append(transport)
