@@ -2,7 +2,7 @@
 /// `--config-file` holds, with Firecracker's JSON field names. GET /vm/config prints it back in the
 /// config-file format, so a configuration can be saved and replayed.
 ///
-/// Devices bulkhead-vmm does not implement yet (network interfaces, vsock) are accepted
+/// Devices bulkhead-vmm does not implement yet (vsock) are accepted
 /// and kept, so existing clients can send their usual sequence, but InstanceStart refuses to boot
 /// with them and names the device (see `unsupportedDevices`).
 public struct FirecrackerConfiguration: Equatable, Sendable {
@@ -41,8 +41,10 @@ public struct FirecrackerConfiguration: Equatable, Sendable {
     public var bootSource: BootSource?
     public var drives: [Drive] = []
     public var machineConfig = MachineConfig()
-    /// Kept as sent: bulkhead-vmm has no virtio-net or virtio-vsock yet.
+    /// virtio-net devices on TAPs, as sent (iface_id, host_dev_name, guest_mac; rate limiters
+    /// are accepted and not acted on). See `networkInterfaceConfigurations`.
     public var networkInterfaces: [JSONValue] = []
+    /// Kept as sent: bulkhead-vmm has no virtio-vsock yet.
     public var vsock: JSONValue?
     /// The entropy device (virtio-rng), as sent; its rate_limiter is accepted and not acted on.
     public var entropy: JSONValue?
@@ -137,6 +139,11 @@ public struct FirecrackerConfiguration: Equatable, Sendable {
         let id = try r.string("iface_id")
         _ = try r.string("host_dev_name")
         try checkID(id, field: "iface_id")
+        if case let .object(o) = json, let mac = o["guest_mac"] {
+            guard case let .string(text) = mac, VirtioNet.parseMAC(text) != nil else {
+                throw FirecrackerError("Invalid `guest_mac` of network interface \(id): want six hex bytes like \"06:00:ac:10:00:02\".")
+            }
+        }
         return (id, json)
     }
 
@@ -246,13 +253,19 @@ public struct FirecrackerConfiguration: Equatable, Sendable {
     /// Devices that are configured but that InstanceStart cannot build yet, named for the fault message.
     public var unsupportedDevices: [String] {
         var names: [String] = []
-        for n in networkInterfaces {
-            if case let .object(o) = n, case let .string(id)? = o["iface_id"] {
-                names.append("network interface \"\(id)\" (virtio-net)")
-            }
-        }
         if vsock != nil { names.append("vsock (virtio-vsock)") }
         return names
+    }
+
+    /// The network interfaces as the MicroVM takes them (checked when they were added).
+    public var networkInterfaceConfigurations: [NetworkInterfaceConfiguration] {
+        networkInterfaces.compactMap { json in
+            guard case let .object(o) = json, case let .string(id)? = o["iface_id"],
+                  case let .string(tap)? = o["host_dev_name"] else { return nil }
+            var mac: [UInt8]?
+            if case let .string(text)? = o["guest_mac"] { mac = VirtioNet.parseMAC(text) }
+            return NetworkInterfaceConfiguration(id: id, tapName: tap, mac: mac)
+        }
     }
 
     /// The command line the guest gets: boot_args (or the default) plus root= for a root drive.

@@ -76,7 +76,8 @@ public final class FirecrackerVMM: @unchecked Sendable {
                 // The drive ID doubles as the disk's serial (VIRTIO_BLK_T_GET_ID), as Firecracker does.
                 BlockDeviceConfiguration(path: $0.pathOnHost, readOnly: $0.isReadOnly, serial: String($0.driveID.prefix(20)))
             },
-            entropy: configuration.entropy != nil)
+            entropy: configuration.entropy != nil,
+            networkInterfaces: configuration.networkInterfaceConfigurations)
     }
 
     /// InstanceStart: builds the VM (every check happens before the guest runs) and starts the

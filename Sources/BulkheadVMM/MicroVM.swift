@@ -12,6 +12,31 @@ public struct BlockDeviceConfiguration: Sendable, Equatable {
     }
 }
 
+/// A network interface: a virtio-net device on a TAP device of the VMM's network namespace.
+public struct NetworkInterfaceConfiguration: Sendable, Equatable {
+    /// Firecracker's iface_id, for messages.
+    public var id: String
+    /// The TAP device (host_dev_name): created if absent, removed when the VM ends unless it was persistent.
+    public var tapName: String
+    /// The guest's MAC address (guest_mac); a locally administered one derived from the id if nil.
+    public var mac: [UInt8]?
+
+    public init(id: String, tapName: String, mac: [UInt8]? = nil) {
+        self.id = id
+        self.tapName = tapName
+        self.mac = mac
+    }
+
+    /// 02:xx:... (locally administered, unicast) from a hash of the id, stable across runs.
+    var effectiveMAC: [UInt8] {
+        if let mac { return mac }
+        var h: UInt32 = 2_166_136_261
+        for b in id.utf8 { h = (h ^ UInt32(b)) &* 16_777_619 }
+        return [0x02, 0x42, UInt8(truncatingIfNeeded: h >> 24), UInt8(truncatingIfNeeded: h >> 16),
+                UInt8(truncatingIfNeeded: h >> 8), UInt8(truncatingIfNeeded: h)]
+    }
+}
+
 /// What to boot: RAM size, a kernel (an ELF64 vmlinux or test guest, or a bzImage), its command
 /// line, an initrd, and disks.
 public struct MicroVMConfiguration: Sendable {
@@ -22,9 +47,13 @@ public struct MicroVMConfiguration: Sendable {
     public var blockDevices: [BlockDeviceConfiguration]
     /// A virtio-rng device (Firecracker's `entropy`), after the disks.
     public var entropy: Bool
+    /// virtio-net devices on TAPs, after the entropy device.
+    public var networkInterfaces: [NetworkInterfaceConfiguration]
 
     public init(memorySize: UInt64, kernel: [UInt8], commandLine: String, initrd: [UInt8]? = nil,
-                blockDevices: [BlockDeviceConfiguration] = [], entropy: Bool = false) {
+                blockDevices: [BlockDeviceConfiguration] = [], entropy: Bool = false,
+                networkInterfaces: [NetworkInterfaceConfiguration] = []) {
+        self.networkInterfaces = networkInterfaces
         self.memorySize = memorySize
         self.kernel = kernel
         self.commandLine = commandLine
@@ -51,8 +80,10 @@ public final class MicroVM {
     public let vm: VirtualMachine
     public let vcpu: VCPU
     public let runLoop: VCPURunLoop
-    /// The virtio-mmio transports, in configuration order: disks, then the entropy device.
+    /// The virtio-mmio transports, in configuration order: disks, the entropy device, network interfaces.
     public let virtioDevices: [VirtioMMIOTransport]
+    /// The thread that moves host input (TAP frames) into the devices' queues.
+    let eventLoop: VirtioEventLoop
     /// What the ACPI tables tell the guest about each transport.
     public let virtioDescriptions: [VirtioMMIODeviceDescription]
 
@@ -63,6 +94,7 @@ public final class MicroVM {
                 "memory size \(size) must be a multiple of 4096 between 2 MiB and 3 GiB (RAM ends below the MMIO gap)")
         }
         let deviceCount = configuration.blockDevices.count + (configuration.entropy ? 1 : 0)
+            + configuration.networkInterfaces.count
         guard deviceCount <= BootLayout.virtioGSIs.count else {
             throw VMMError.invalidConfiguration(
                 "\(deviceCount) virtio devices, at most \(BootLayout.virtioGSIs.count) (one GSI each)")
@@ -73,6 +105,12 @@ public final class MicroVM {
             try VirtioBlock(path: $0.path, readOnly: $0.readOnly, serial: $0.serial)
         }
         if configuration.entropy { devices.append(VirtioRNG()) }
+        // TAPs too: one that cannot be created is refused, by name, before KVM is touched.
+        for n in configuration.networkInterfaces {
+            do { devices.append(try VirtioNet(tapName: n.tapName, mac: n.effectiveMAC)) } catch {
+                throw VMMError.invalidConfiguration("network interface '\(n.id)': \(error)")
+            }
+        }
         let descriptions = devices.indices.map { i in
             VirtioMMIODeviceDescription(
                 baseAddress: UInt32(BootLayout.virtioMMIOStart) + UInt32(i) * VirtioMMIOTransport.windowSize,
@@ -130,8 +168,12 @@ public final class MicroVM {
             transports.append(transport)
         }
         virtioDevices = transports
+        eventLoop = try VirtioEventLoop(transports: transports.filter { $0.device is VirtioHostEventDevice })
+        try eventLoop.start()
         runLoop = VCPURunLoop(vcpu: vcpu, ports: ports, mmio: mmio)
     }
+
+    deinit { eventLoop.stop() }
 
     /// Runs the boot vCPU on the calling thread until the guest stops.
     public func run() -> VMExit { runLoop.run() }
