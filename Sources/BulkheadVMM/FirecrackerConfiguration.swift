@@ -2,9 +2,9 @@
 /// `--config-file` holds, with Firecracker's JSON field names. GET /vm/config prints it back in the
 /// config-file format, so a configuration can be saved and replayed.
 ///
-/// Devices bulkhead-vmm does not implement yet (vsock) are accepted
-/// and kept, so existing clients can send their usual sequence, but InstanceStart refuses to boot
-/// with them and names the device (see `unsupportedDevices`).
+/// Every device section Firecracker's clients send (drives, network-interfaces, vsock, entropy)
+/// becomes a device; `unsupportedDevices` is where one that is accepted but not built would be
+/// named for InstanceStart to refuse (none at present).
 public struct FirecrackerConfiguration: Equatable, Sendable {
     public struct BootSource: Equatable, Sendable {
         public var kernelImagePath: String
@@ -44,7 +44,7 @@ public struct FirecrackerConfiguration: Equatable, Sendable {
     /// virtio-net devices on TAPs, as sent (iface_id, host_dev_name, guest_mac; rate limiters
     /// are accepted and not acted on). See `networkInterfaceConfigurations`.
     public var networkInterfaces: [JSONValue] = []
-    /// Kept as sent: bulkhead-vmm has no virtio-vsock yet.
+    /// The vsock device (virtio-vsock: guest_cid, uds_path), as sent. See `vsockConfiguration`.
     public var vsock: JSONValue?
     /// The entropy device (virtio-rng), as sent; its rate_limiter is accepted and not acted on.
     public var entropy: JSONValue?
@@ -149,9 +149,23 @@ public struct FirecrackerConfiguration: Equatable, Sendable {
 
     public static func vsock(_ json: JSONValue) throws(FirecrackerError) -> JSONValue {
         var r = try JSONObjectReader(json, context: "vsock")
-        _ = try r.uint("guest_cid")
+        let cid = try r.uint("guest_cid")
         _ = try r.string("uds_path")
+        guard cid > 2, cid < 0xffff_ffff else {
+            throw FirecrackerError("Invalid `guest_cid` \(cid): CIDs 0, 1, 2 and 2^32-1 are reserved.")
+        }
         return json
+    }
+
+    /// The vsock device as the MicroVM takes it (checked when it was set).
+    public var vsockConfiguration: VsockConfiguration? {
+        guard case let .object(o)? = vsock, case let .string(path)? = o["uds_path"] else { return nil }
+        let cid: UInt64
+        switch o["guest_cid"] {
+        case let .integer(v)?: cid = UInt64(clamping: v)
+        default: return nil
+        }
+        return VsockConfiguration(guestCID: cid, udsPath: path)
     }
 
     public static func entropy(_ json: JSONValue) throws(FirecrackerError) -> JSONValue {
@@ -252,9 +266,7 @@ public struct FirecrackerConfiguration: Equatable, Sendable {
 
     /// Devices that are configured but that InstanceStart cannot build yet, named for the fault message.
     public var unsupportedDevices: [String] {
-        var names: [String] = []
-        if vsock != nil { names.append("vsock (virtio-vsock)") }
-        return names
+        []
     }
 
     /// The network interfaces as the MicroVM takes them (checked when they were added).

@@ -77,7 +77,8 @@ public final class FirecrackerVMM: @unchecked Sendable {
                 BlockDeviceConfiguration(path: $0.pathOnHost, readOnly: $0.isReadOnly, serial: String($0.driveID.prefix(20)))
             },
             entropy: configuration.entropy != nil,
-            networkInterfaces: configuration.networkInterfaceConfigurations)
+            networkInterfaces: configuration.networkInterfaceConfigurations,
+            vsock: configuration.vsockConfiguration)
     }
 
     /// InstanceStart: builds the VM (every check happens before the guest runs) and starts the

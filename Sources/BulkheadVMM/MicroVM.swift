@@ -37,6 +37,16 @@ public struct NetworkInterfaceConfiguration: Sendable, Equatable {
     }
 }
 
+/// A vsock device (virtio-vsock) with Firecracker's host side: Unix sockets at `udsPath`.
+public struct VsockConfiguration: Sendable, Equatable {
+    public var guestCID: UInt64
+    public var udsPath: String
+    public init(guestCID: UInt64, udsPath: String) {
+        self.guestCID = guestCID
+        self.udsPath = udsPath
+    }
+}
+
 /// What to boot: RAM size, a kernel (an ELF64 vmlinux or test guest, or a bzImage), its command
 /// line, an initrd, and disks.
 public struct MicroVMConfiguration: Sendable {
@@ -49,10 +59,13 @@ public struct MicroVMConfiguration: Sendable {
     public var entropy: Bool
     /// virtio-net devices on TAPs, after the entropy device.
     public var networkInterfaces: [NetworkInterfaceConfiguration]
+    /// A virtio-vsock device, last.
+    public var vsock: VsockConfiguration?
 
     public init(memorySize: UInt64, kernel: [UInt8], commandLine: String, initrd: [UInt8]? = nil,
                 blockDevices: [BlockDeviceConfiguration] = [], entropy: Bool = false,
-                networkInterfaces: [NetworkInterfaceConfiguration] = []) {
+                networkInterfaces: [NetworkInterfaceConfiguration] = [], vsock: VsockConfiguration? = nil) {
+        self.vsock = vsock
         self.networkInterfaces = networkInterfaces
         self.memorySize = memorySize
         self.kernel = kernel
@@ -80,7 +93,7 @@ public final class MicroVM {
     public let vm: VirtualMachine
     public let vcpu: VCPU
     public let runLoop: VCPURunLoop
-    /// The virtio-mmio transports, in configuration order: disks, the entropy device, network interfaces.
+    /// The virtio-mmio transports, in configuration order: disks, the entropy device, network interfaces, vsock.
     public let virtioDevices: [VirtioMMIOTransport]
     /// The thread that moves host input (TAP frames) into the devices' queues.
     let eventLoop: VirtioEventLoop
@@ -94,7 +107,7 @@ public final class MicroVM {
                 "memory size \(size) must be a multiple of 4096 between 2 MiB and 3 GiB (RAM ends below the MMIO gap)")
         }
         let deviceCount = configuration.blockDevices.count + (configuration.entropy ? 1 : 0)
-            + configuration.networkInterfaces.count
+            + configuration.networkInterfaces.count + (configuration.vsock == nil ? 0 : 1)
         guard deviceCount <= BootLayout.virtioGSIs.count else {
             throw VMMError.invalidConfiguration(
                 "\(deviceCount) virtio devices, at most \(BootLayout.virtioGSIs.count) (one GSI each)")
@@ -109,6 +122,11 @@ public final class MicroVM {
         for n in configuration.networkInterfaces {
             do { devices.append(try VirtioNet(tapName: n.tapName, mac: n.effectiveMAC)) } catch {
                 throw VMMError.invalidConfiguration("network interface '\(n.id)': \(error)")
+            }
+        }
+        if let v = configuration.vsock {
+            do { devices.append(try VirtioVsock(guestCID: v.guestCID, udsPath: v.udsPath)) } catch {
+                throw VMMError.invalidConfiguration("vsock: \(error)")
             }
         }
         let descriptions = devices.indices.map { i in
