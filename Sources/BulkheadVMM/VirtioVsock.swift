@@ -33,6 +33,8 @@ public final class VirtioVsock: VirtioHostEventDevice {
     /// This side's receive space per connection (bytes from the guest not yet written to the host socket).
     public static let bufferAllocation: UInt32 = 256 * 1024
     static let receiveQueue = 0, transmitQueue = 1
+    /// Unix clients that have connected but not finished their CONNECT line.
+    static let maximumPendingClients = 64
 
     public enum Op {
         public static let request: UInt16 = 1, response: UInt16 = 2, rst: UInt16 = 3, shutdown: UInt16 = 4
@@ -166,7 +168,8 @@ public final class VirtioVsock: VirtioHostEventDevice {
     }
 
     public var pollRequests: [pollfd] {
-        var fds = [pollfd(fd: listener, events: Int16(POLLIN), revents: 0)]
+        // A full set of half-open clients stops accepting (else the listener would stay ready and spin).
+        var fds = clients.count < Self.maximumPendingClients ? [pollfd(fd: listener, events: Int16(POLLIN), revents: 0)] : []
         for c in clients { fds.append(pollfd(fd: c.fd, events: Int16(POLLIN), revents: 0)) }
         for c in connections where !c.awaitingResponse {
             var events: Int16 = 0
@@ -234,12 +237,12 @@ public final class VirtioVsock: VirtioHostEventDevice {
         switch h.op {
         case Op.request:
             guard c == nil else { return reply(Op.rst, hostPort: h.dstPort, guestPort: h.srcPort) }
-            let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            // Non-blocking: a listener with a full backlog is a refusal (EAGAIN), not a stalled vCPU.
+            let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
             guard fd >= 0, Self.withAddress("\(udsPath)_\(h.dstPort)", { connect(fd, $0, $1) }) == 0 else {
                 if fd >= 0 { close(fd) }
                 return reply(Op.rst, hostPort: h.dstPort, guestPort: h.srcPort)
             }
-            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
             let new = Connection(hostPort: h.dstPort, guestPort: h.srcPort, fd: fd, awaitingResponse: false)
             new.peerBufAlloc = h.bufAlloc; new.peerFwdCnt = h.fwdCnt
             connections.append(new)
@@ -317,7 +320,7 @@ public final class VirtioVsock: VirtioHostEventDevice {
     }
 
     private func acceptClients() {
-        while clients.count < 64 {
+        while clients.count < Self.maximumPendingClients {
             let fd = accept(listener, nil, nil)
             guard fd >= 0 else { return }
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
