@@ -17,11 +17,15 @@ public final class VirtioEventLoop {
     private var started = false
     /// Set by `stop`; read by the thread after each wake-up.
     private let stopFlag = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+    /// Held while devices are serviced, and guards `paused`.
+    private let serviceLock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private var paused = false
 
     public init(transports: [VirtioMMIOTransport]) throws(KVMError) {
         self.transports = transports
         wakeFD = try check("eventfd (virtio event loop)", eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK)))
         stopFlag.pointee = 0
+        pthread_mutex_init(serviceLock, nil)
         let fd = wakeFD
         for t in transports {
             t.onNotify = {
@@ -36,6 +40,18 @@ public final class VirtioEventLoop {
         for t in transports { t.onNotify = nil }
         close(wakeFD)
         stopFlag.deallocate()
+        pthread_mutex_destroy(serviceLock)
+        serviceLock.deallocate()
+    }
+
+    /// While paused (Firecracker's PATCH /vm Paused) no host input reaches guest memory; returns
+    /// once any servicing in progress has finished. Host sockets and the TAP keep their data.
+    public func setPaused(_ value: Bool) {
+        pthread_mutex_lock(serviceLock)
+        paused = value
+        pthread_mutex_unlock(serviceLock)
+        var one: UInt64 = 1
+        _ = Glibc.write(wakeFD, &one, 8)
     }
 
     public func start() throws(KVMError) {
@@ -62,7 +78,10 @@ public final class VirtioEventLoop {
     private func loop() {
         while !loadFlag(stopFlag) {
             var fds = [pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
-            for t in transports { fds += t.hostPollRequests() }
+            pthread_mutex_lock(serviceLock)
+            let isPaused = paused
+            pthread_mutex_unlock(serviceLock)
+            if !isPaused { for t in transports { fds += t.hostPollRequests() } }
             let ready = poll(&fds, nfds_t(fds.count), 100)
             if ready < 0 && errno != EINTR { usleep(10_000) }
             if fds[0].revents != 0 {
@@ -70,7 +89,9 @@ public final class VirtioEventLoop {
                 _ = read(wakeFD, &value, 8)
             }
             if loadFlag(stopFlag) { break }
-            for t in transports { t.serviceHostEvents() }
+            pthread_mutex_lock(serviceLock)
+            if !paused { for t in transports { t.serviceHostEvents() } }
+            pthread_mutex_unlock(serviceLock)
         }
     }
 }

@@ -182,6 +182,32 @@ struct VirtioNetTests {
         #expect(h.driver.transport.hostPollRequests().isEmpty)  // a failed device is not polled
     }
 
+    /// The event thread delivers TAP input on its own, and not while paused.
+    @Test func eventThreadDeliversFramesAndPausingHoldsThem() throws {
+        let h = try NetHarness()
+        h.start()
+        let loop = try VirtioEventLoop(transports: [h.driver.transport])
+        try loop.start()
+        defer { loop.stop() }
+        func waitForUsed(_ index: UInt16) -> Bool {
+            for _ in 0..<500 where h.driver.usedIndex != index { usleep(10_000) }
+            return h.driver.usedIndex == index
+        }
+        try h.driver.descriptor(0, address: 0x4000, length: 1526, writable: true)
+        try h.driver.descriptor(1, address: 0x5000, length: 1526, writable: true)
+        try h.driver.submit(head: 0)
+        try h.driver.submit(head: 1)
+        h.hostSend([UInt8](repeating: 0, count: 12) + ethernetFrame("one", to: NetHarness.mac))
+        #expect(waitForUsed(1))
+        loop.setPaused(true)
+        h.hostSend([UInt8](repeating: 0, count: 12) + ethernetFrame("two", to: NetHarness.mac))
+        usleep(200_000)
+        #expect(h.driver.usedIndex == 1)
+        loop.setPaused(false)
+        #expect(waitForUsed(2))
+        #expect(h.net.framesReceived == 2)
+    }
+
     @Test func badTAPNamesAreRefusedByName() {
         for name in ["", "a-name-longer-than-15", "x/y"] {
             #expect {
