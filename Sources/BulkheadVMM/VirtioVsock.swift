@@ -87,6 +87,9 @@ public final class VirtioVsock: VirtioHostEventDevice {
         var peerBufAlloc: UInt32 = 0, peerFwdCnt: UInt32 = 0
         var hostEOF = false
         var lastAdvertisedFwdCnt: UInt32 = 0
+        /// SHUTDOWN flags the guest sent (1: it receives no more, 2: it sends no more); acted on
+        /// once its bytes still waiting for the socket are written.
+        var guestShutdown: UInt32 = 0
 
         init(hostPort: UInt32, guestPort: UInt32, fd: Int32, awaitingResponse: Bool) {
             self.hostPort = hostPort; self.guestPort = guestPort; self.fd = fd; self.awaitingResponse = awaitingResponse
@@ -259,14 +262,8 @@ public final class VirtioVsock: VirtioHostEventDevice {
             if let c { remove(c) }
         case Op.shutdown:
             guard let c else { return }
-            if h.flags & 3 == 3 {
-                // The guest will neither send nor receive: the stream is over.
-                remove(c)
-                reply(Op.rst, hostPort: h.dstPort, guestPort: h.srcPort)
-            } else if h.flags & 2 != 0 {
-                flush(c)
-                if c.toHost.isEmpty { shutdown(c.fd, Int32(SHUT_WR)) }
-            }
+            c.guestShutdown |= h.flags & 3
+            flush(c)
         case Op.rw:
             guard let c, !c.awaitingResponse else { return reply(Op.rst, hostPort: h.dstPort, guestPort: h.srcPort) }
             guard c.toHost.count + payload.count <= Int(Self.bufferAllocation) else {
@@ -301,6 +298,15 @@ public final class VirtioVsock: VirtioHostEventDevice {
             c.toHost.removeFirst(n)
             c.forwarded &+= UInt32(n)
         }
+        if c.toHost.isEmpty, c.guestShutdown & 2 != 0 {
+            if c.guestShutdown == 3 {
+                // The guest will neither send nor receive, and its bytes are out: the stream is over.
+                remove(c)
+                reply(Op.rst, hostPort: c.hostPort, guestPort: c.guestPort)
+                return
+            }
+            shutdown(c.fd, Int32(SHUT_WR))
+        }
         if c.forwarded &- c.lastAdvertisedFwdCnt >= Self.bufferAllocation / 2 {
             reply(Op.creditUpdate, hostPort: c.hostPort, guestPort: c.guestPort, connection: c)
         }
@@ -313,7 +319,8 @@ public final class VirtioVsock: VirtioHostEventDevice {
         readConnectLines()
         for c in connections where !c.awaitingResponse {
             if !c.toHost.isEmpty { flush(c) }
-            readFromHost(c)
+            // flush may have ended the stream (and closed its socket).
+            if connections.contains(where: { $0 === c }) { readFromHost(c) }
         }
         guard queues[Self.receiveQueue].ready else { return false }
         return try deliver(&queues[Self.receiveQueue], memory: memory)

@@ -229,6 +229,33 @@ struct VirtioVsockTests {
         #expect(overflowed)
     }
 
+    @Test func aGuestShutdownWaitsUntilItsBytesAreWritten() throws {
+        let h = try VsockHarness()
+        h.start()
+        try h.postReceiveBuffers()
+        let listener = try UnixStream.listen(h.uds + "_1234")
+        try h.send(h.header(Op.request, src: 1000, dst: 1234))
+        let accepted = try #require(listener.accept(seconds: 5))
+        // About what the socket buffer holds, then SHUTDOWN with both flags: the stream ends
+        // only after the last byte (whether or not some had to wait in the device).
+        let chunk = [UInt8](repeating: 7, count: 60000)
+        for _ in 0..<4 { try h.send(h.header(Op.rw, src: 1000, dst: 1234, len: UInt32(chunk.count)), chunk) }
+        try h.send(h.header(Op.shutdown, src: 1000, dst: 1234, flags: 3))
+        var total = 0
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            h.service()  // writes what the socket takes now
+            let n = recv(accepted.fd, &buffer, buffer.count, 0)
+            if n <= 0 { break }
+            total += n
+        }
+        #expect(total == 4 * chunk.count)  // every byte, then end of stream
+        // RESPONSE, CREDIT_UPDATEs as the bytes go out (half the buffer each), and RST last.
+        let ops = try h.received().map(\.0.op)
+        #expect(ops.first == Op.response && ops.last == Op.rst, "\(ops)")
+        #expect(ops.dropFirst().dropLast().allSatisfy { $0 == Op.creditUpdate }, "\(ops)")
+    }
+
     @Test func packetsThatBreakTheRules() throws {
         let h = try VsockHarness()
         h.start()
