@@ -120,6 +120,8 @@ public struct FirecrackerCommandLine: Equatable, Sendable {
         vmm.onGuestExit = { exit in
             // exit() skips deinitializers: remove the socket here so the path can be used again.
             if let socketToRemove { unlink(socketToRemove) }
+            // The vsock device's socket too (TAPs go away with the process's file descriptors).
+            if let uds = vmm.configuration.vsockConfiguration?.udsPath { unlink(uds) }
             switch exit {
             case .reset, .shutdown:
                 logger.info("Guest stopped (\(exit)); exiting with status 0.")

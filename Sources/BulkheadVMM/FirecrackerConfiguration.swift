@@ -2,9 +2,9 @@
 /// `--config-file` holds, with Firecracker's JSON field names. GET /vm/config prints it back in the
 /// config-file format, so a configuration can be saved and replayed.
 ///
-/// Devices bulkhead-vmm does not implement yet (network interfaces, vsock, entropy) are accepted
-/// and kept, so existing clients can send their usual sequence, but InstanceStart refuses to boot
-/// with them and names the device (see `unsupportedDevices`).
+/// Every device section Firecracker's clients send (drives, network-interfaces, vsock, entropy)
+/// becomes a device; `unsupportedDevices` is where one that is accepted but not built would be
+/// named for InstanceStart to refuse (none at present).
 public struct FirecrackerConfiguration: Equatable, Sendable {
     public struct BootSource: Equatable, Sendable {
         public var kernelImagePath: String
@@ -41,9 +41,12 @@ public struct FirecrackerConfiguration: Equatable, Sendable {
     public var bootSource: BootSource?
     public var drives: [Drive] = []
     public var machineConfig = MachineConfig()
-    /// Kept as sent: bulkhead-vmm has no virtio-net, virtio-vsock or virtio-rng yet.
+    /// virtio-net devices on TAPs, as sent (iface_id, host_dev_name, guest_mac; rate limiters
+    /// are accepted and not acted on). See `networkInterfaceConfigurations`.
     public var networkInterfaces: [JSONValue] = []
+    /// The vsock device (virtio-vsock: guest_cid, uds_path), as sent. See `vsockConfiguration`.
     public var vsock: JSONValue?
+    /// The entropy device (virtio-rng), as sent; its rate_limiter is accepted and not acted on.
     public var entropy: JSONValue?
     public var logger: Logger?
     public var metricsPath: String?
@@ -136,14 +139,33 @@ public struct FirecrackerConfiguration: Equatable, Sendable {
         let id = try r.string("iface_id")
         _ = try r.string("host_dev_name")
         try checkID(id, field: "iface_id")
+        if case let .object(o) = json, let mac = o["guest_mac"] {
+            guard case let .string(text) = mac, VirtioNet.parseMAC(text) != nil else {
+                throw FirecrackerError("Invalid `guest_mac` of network interface \(id): want six hex bytes like \"06:00:ac:10:00:02\".")
+            }
+        }
         return (id, json)
     }
 
     public static func vsock(_ json: JSONValue) throws(FirecrackerError) -> JSONValue {
         var r = try JSONObjectReader(json, context: "vsock")
-        _ = try r.uint("guest_cid")
+        let cid = try r.uint("guest_cid")
         _ = try r.string("uds_path")
+        guard cid > 2, cid < 0xffff_ffff else {
+            throw FirecrackerError("Invalid `guest_cid` \(cid): CIDs 0, 1, 2 and 2^32-1 are reserved.")
+        }
         return json
+    }
+
+    /// The vsock device as the MicroVM takes it (checked when it was set).
+    public var vsockConfiguration: VsockConfiguration? {
+        guard case let .object(o)? = vsock, case let .string(path)? = o["uds_path"] else { return nil }
+        let cid: UInt64
+        switch o["guest_cid"] {
+        case let .integer(v)?: cid = UInt64(clamping: v)
+        default: return nil
+        }
+        return VsockConfiguration(guestCID: cid, udsPath: path)
     }
 
     public static func entropy(_ json: JSONValue) throws(FirecrackerError) -> JSONValue {
@@ -244,15 +266,18 @@ public struct FirecrackerConfiguration: Equatable, Sendable {
 
     /// Devices that are configured but that InstanceStart cannot build yet, named for the fault message.
     public var unsupportedDevices: [String] {
-        var names: [String] = []
-        for n in networkInterfaces {
-            if case let .object(o) = n, case let .string(id)? = o["iface_id"] {
-                names.append("network interface \"\(id)\" (virtio-net)")
-            }
+        []
+    }
+
+    /// The network interfaces as the MicroVM takes them (checked when they were added).
+    public var networkInterfaceConfigurations: [NetworkInterfaceConfiguration] {
+        networkInterfaces.compactMap { json in
+            guard case let .object(o) = json, case let .string(id)? = o["iface_id"],
+                  case let .string(tap)? = o["host_dev_name"] else { return nil }
+            var mac: [UInt8]?
+            if case let .string(text)? = o["guest_mac"] { mac = VirtioNet.parseMAC(text) }
+            return NetworkInterfaceConfiguration(id: id, tapName: tap, mac: mac)
         }
-        if vsock != nil { names.append("vsock (virtio-vsock)") }
-        if entropy != nil { names.append("entropy device (virtio-rng)") }
-        return names
     }
 
     /// The command line the guest gets: boot_args (or the default) plus root= for a root drive.

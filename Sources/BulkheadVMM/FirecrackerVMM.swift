@@ -81,7 +81,10 @@ public final class FirecrackerVMM: @unchecked Sendable {
             blockDevices: configuration.drives.map {
                 // The drive ID doubles as the disk's serial (VIRTIO_BLK_T_GET_ID), as Firecracker does.
                 BlockDeviceConfiguration(path: $0.pathOnHost, readOnly: $0.isReadOnly, serial: String($0.driveID.prefix(20)))
-            })
+            },
+            entropy: configuration.entropy != nil,
+            networkInterfaces: configuration.networkInterfaceConfigurations,
+            vsock: configuration.vsockConfiguration)
     }
 
     /// InstanceStart: builds the VM (every check happens before the guest runs) and starts the
@@ -215,14 +218,16 @@ public final class FirecrackerVMM: @unchecked Sendable {
             if deadline.tv_nsec >= 1_000_000_000 { deadline.tv_sec += 1; deadline.tv_nsec -= 1_000_000_000 }
             pthread_cond_timedwait(changed, lock, &deadline)
         }
+        vm.eventLoop.setPaused(true)
         logger.info("Paused the microVM.")
     }
 
     /// PATCH /vm {"state": "Resumed"}.
     public func resume() throws(FirecrackerError) {
-        guard microVM != nil else {
+        guard let vm = microVM else {
             throw FirecrackerError("The requested operation is not supported before starting the microVM.")
         }
+        vm.eventLoop.setPaused(false)
         pthread_mutex_lock(lock)
         defer { pthread_mutex_unlock(lock) }
         pauseRequested = false

@@ -12,6 +12,41 @@ public struct BlockDeviceConfiguration: Sendable, Equatable {
     }
 }
 
+/// A network interface: a virtio-net device on a TAP device of the VMM's network namespace.
+public struct NetworkInterfaceConfiguration: Sendable, Equatable {
+    /// Firecracker's iface_id, for messages.
+    public var id: String
+    /// The TAP device (host_dev_name): created if absent, removed when the VM ends unless it was persistent.
+    public var tapName: String
+    /// The guest's MAC address (guest_mac); a locally administered one derived from the id if nil.
+    public var mac: [UInt8]?
+
+    public init(id: String, tapName: String, mac: [UInt8]? = nil) {
+        self.id = id
+        self.tapName = tapName
+        self.mac = mac
+    }
+
+    /// 02:xx:... (locally administered, unicast) from a hash of the id, stable across runs.
+    var effectiveMAC: [UInt8] {
+        if let mac { return mac }
+        var h: UInt32 = 2_166_136_261
+        for b in id.utf8 { h = (h ^ UInt32(b)) &* 16_777_619 }
+        return [0x02, 0x42, UInt8(truncatingIfNeeded: h >> 24), UInt8(truncatingIfNeeded: h >> 16),
+                UInt8(truncatingIfNeeded: h >> 8), UInt8(truncatingIfNeeded: h)]
+    }
+}
+
+/// A vsock device (virtio-vsock) with Firecracker's host side: Unix sockets at `udsPath`.
+public struct VsockConfiguration: Sendable, Equatable {
+    public var guestCID: UInt64
+    public var udsPath: String
+    public init(guestCID: UInt64, udsPath: String) {
+        self.guestCID = guestCID
+        self.udsPath = udsPath
+    }
+}
+
 /// What to boot: RAM size, a kernel (an ELF64 vmlinux or test guest, or a bzImage), its command
 /// line, an initrd, and disks.
 public struct MicroVMConfiguration: Sendable {
@@ -20,19 +55,29 @@ public struct MicroVMConfiguration: Sendable {
     public var commandLine: String
     public var initrd: [UInt8]?
     public var blockDevices: [BlockDeviceConfiguration]
+    /// A virtio-rng device (Firecracker's `entropy`), after the disks.
+    public var entropy: Bool
+    /// virtio-net devices on TAPs, after the entropy device.
+    public var networkInterfaces: [NetworkInterfaceConfiguration]
+    /// A virtio-vsock device, last.
+    public var vsock: VsockConfiguration?
 
     public init(memorySize: UInt64, kernel: [UInt8], commandLine: String, initrd: [UInt8]? = nil,
-                blockDevices: [BlockDeviceConfiguration] = []) {
+                blockDevices: [BlockDeviceConfiguration] = [], entropy: Bool = false,
+                networkInterfaces: [NetworkInterfaceConfiguration] = [], vsock: VsockConfiguration? = nil) {
+        self.vsock = vsock
+        self.networkInterfaces = networkInterfaces
         self.memorySize = memorySize
         self.kernel = kernel
         self.commandLine = commandLine
         self.initrd = initrd
         self.blockDevices = blockDevices
+        self.entropy = entropy
     }
 }
 
 /// A one-vCPU microVM booted directly at a kernel's 64-bit entry, with COM1, the i8042 (reset line, Ctrl-Alt-Del on IRQ 1),
-/// and virtio-blk disks on virtio-mmio, all described to the guest in ACPI tables.
+/// and virtio-blk disks and virtio-rng on virtio-mmio, all described to the guest in ACPI tables.
 ///
 /// Everything that can be checked without KVM (memory size, the kernel image, the command line) is
 /// checked before /dev/kvm is touched, so a bad guest is refused before anything runs.
@@ -48,8 +93,10 @@ public final class MicroVM {
     public let vm: VirtualMachine
     public let vcpu: VCPU
     public let runLoop: VCPURunLoop
-    /// The virtio-mmio transports, in configuration order (disks first).
+    /// The virtio-mmio transports, in configuration order: disks, the entropy device, network interfaces, vsock.
     public let virtioDevices: [VirtioMMIOTransport]
+    /// The thread that moves host input (TAP frames) into the devices' queues.
+    let eventLoop: VirtioEventLoop
     /// What the ACPI tables tell the guest about each transport.
     public let virtioDescriptions: [VirtioMMIODeviceDescription]
 
@@ -59,16 +106,30 @@ public final class MicroVM {
             throw VMMError.invalidConfiguration(
                 "memory size \(size) must be a multiple of 4096 between 2 MiB and 3 GiB (RAM ends below the MMIO gap)")
         }
-        guard configuration.blockDevices.count <= BootLayout.virtioGSIs.count else {
+        let deviceCount = configuration.blockDevices.count + (configuration.entropy ? 1 : 0)
+            + configuration.networkInterfaces.count + (configuration.vsock == nil ? 0 : 1)
+        guard deviceCount <= BootLayout.virtioGSIs.count else {
             throw VMMError.invalidConfiguration(
-                "\(configuration.blockDevices.count) virtio devices, at most \(BootLayout.virtioGSIs.count) (one GSI each)")
+                "\(deviceCount) virtio devices, at most \(BootLayout.virtioGSIs.count) (one GSI each)")
         }
         self.configuration = configuration
         // Disks open before KVM is touched, so a missing file is refused first.
-        let disks = try configuration.blockDevices.map {
+        var devices: [VirtioDevice] = try configuration.blockDevices.map {
             try VirtioBlock(path: $0.path, readOnly: $0.readOnly, serial: $0.serial)
         }
-        let descriptions = disks.indices.map { i in
+        if configuration.entropy { devices.append(VirtioRNG()) }
+        // TAPs too: one that cannot be created is refused, by name, before KVM is touched.
+        for n in configuration.networkInterfaces {
+            do { devices.append(try VirtioNet(tapName: n.tapName, mac: n.effectiveMAC)) } catch {
+                throw VMMError.invalidConfiguration("network interface '\(n.id)': \(error)")
+            }
+        }
+        if let v = configuration.vsock {
+            do { devices.append(try VirtioVsock(guestCID: v.guestCID, udsPath: v.udsPath)) } catch {
+                throw VMMError.invalidConfiguration("vsock: \(error)")
+            }
+        }
+        let descriptions = devices.indices.map { i in
             VirtioMMIODeviceDescription(
                 baseAddress: UInt32(BootLayout.virtioMMIOStart) + UInt32(i) * VirtioMMIOTransport.windowSize,
                 gsi: BootLayout.virtioGSIs.lowerBound + UInt32(i))
@@ -118,15 +179,19 @@ public final class MicroVM {
         ports.register(i8042, ports: I8042.commandPort...I8042.commandPort)
         let mmio = MMIOBus()
         var transports: [VirtioMMIOTransport] = []
-        for (disk, d) in zip(disks, descriptions) {
-            let transport = VirtioMMIOTransport(device: disk, memory: memory,
+        for (device, d) in zip(devices, descriptions) {
+            let transport = VirtioMMIOTransport(device: device, memory: memory,
                                                 interrupt: try IRQFDInterrupt(vm: vm, gsi: d.gsi))
             try mmio.register(transport, base: UInt64(d.baseAddress), length: UInt64(d.windowSize))
             transports.append(transport)
         }
         virtioDevices = transports
+        eventLoop = try VirtioEventLoop(transports: transports.filter { $0.device is VirtioHostEventDevice })
+        try eventLoop.start()
         runLoop = VCPURunLoop(vcpu: vcpu, ports: ports, mmio: mmio)
     }
+
+    deinit { eventLoop.stop() }
 
     /// Runs the boot vCPU on the calling thread until the guest stops.
     public func run() -> VMExit { runLoop.run() }

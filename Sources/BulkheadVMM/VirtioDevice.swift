@@ -1,3 +1,5 @@
+import Glibc
+
 /// A virtio device behind a transport (virtio 1.x §2, §5): what it is, what it offers, its
 /// configuration space and how it serves its queues. The transport owns feature negotiation,
 /// device status, queue setup and interrupts; the device only sees negotiated features and
@@ -19,6 +21,18 @@ public protocol VirtioDevice: AnyObject {
     func processQueue(_ index: Int, queue: inout Virtqueue, memory: GuestMemory) throws(VirtqueueError) -> Bool
     /// The driver reset the device: forget negotiated state.
     func reset()
+}
+
+/// A device whose input comes from the host side (a TAP, sockets) rather than from the driver's
+/// notifications: the event thread polls `pollRequests` and then calls `serviceHostEvents`,
+/// both with the transport's lock held, so the device never races the vCPU thread.
+public protocol VirtioHostEventDevice: VirtioDevice {
+    /// File descriptors and events to wait for now (a receive path with no guest buffers should
+    /// not ask for POLLIN, or the event thread would spin).
+    var pollRequests: [pollfd] { get }
+    /// Moves whatever the host has into the queues, without blocking. Returns whether any chain
+    /// was returned to a used ring.
+    func serviceHostEvents(queues: inout [Virtqueue], memory: GuestMemory) throws(VirtqueueError) -> Bool
 }
 
 /// Feature bits and status bits shared by every virtio device.

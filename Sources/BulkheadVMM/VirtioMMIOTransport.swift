@@ -1,3 +1,5 @@
+import Glibc
+
 /// The virtio-mmio transport, version 2 (virtio 1.x §4.2): the register window through which a
 /// driver discovers a device, negotiates features, sets up split virtqueues and notifies them.
 ///
@@ -7,6 +9,10 @@
 /// queue without the exit's round trip, and can replace this later without changing the device.
 /// Interrupts go out through an InterruptLine (an irqfd in a VM): the used-buffer bit is set in
 /// InterruptStatus first, so a driver that reads the register after the interrupt sees why.
+///
+/// Devices with host-side input (virtio-net's TAP, virtio-vsock's sockets) are also served from
+/// the VMM's event thread (VirtioEventLoop) through `serviceHostEvents()`; a mutex serialises that
+/// with the register accesses of the vCPU thread, so queue state has one owner at a time.
 ///
 /// A malformed queue never stops the VM: the device sets DEVICE_NEEDS_RESET, signals a
 /// configuration change, records why in `failure`, and ignores notifications until the driver
@@ -69,11 +75,29 @@ public final class VirtioMMIOTransport: MMIODevice {
     /// The configuration space never changes at run time yet, so its generation stays 0.
     private let configGeneration: UInt32 = 0
 
+    /// Serialises the vCPU thread's register accesses with the event thread's host events.
+    private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    /// Called (with the lock held) after the driver notified a queue: the event loop uses it to
+    /// look at the device's file descriptors again (a full receive queue got buffers).
+    var onNotify: (() -> Void)?
+
     public init(device: VirtioDevice, memory: GuestMemory, interrupt: InterruptLine) {
         self.device = device
         self.memory = memory
         self.interrupt = interrupt
         queues = Array(repeating: Virtqueue(), count: device.queueMaxSizes.count)
+        pthread_mutex_init(lock, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(lock)
+        lock.deallocate()
+    }
+
+    private func locked<T>(_ body: () -> T) -> T {
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        return body()
     }
 
     private var selectedQueue: Int? {
@@ -83,6 +107,10 @@ public final class VirtioMMIOTransport: MMIODevice {
     // MARK: Register reads
 
     public func read(offset: UInt64, size: Int) -> UInt64 {
+        locked { readLocked(offset: offset, size: size) }
+    }
+
+    private func readLocked(offset: UInt64, size: Int) -> UInt64 {
         if offset >= Register.configuration {
             return readConfiguration(at: Int(offset - Register.configuration), size: size)
         }
@@ -132,6 +160,10 @@ public final class VirtioMMIOTransport: MMIODevice {
     // MARK: Register writes
 
     public func write(offset: UInt64, size: Int, value: UInt64) {
+        locked { writeLocked(offset: offset, size: size, value: value) }
+    }
+
+    private func writeLocked(offset: UInt64, size: Int, value: UInt64) {
         // The block device's configuration is read-only; other devices' writable fields come later.
         guard offset < Register.configuration, size == 4, offset % 4 == 0 else { return }
         let v = UInt32(truncatingIfNeeded: value)
@@ -153,7 +185,7 @@ public final class VirtioMMIOTransport: MMIODevice {
         case Register.queueDeviceLow: updateQueue { $0.usedRing = Self.setLow($0.usedRing, v) }
         case Register.queueDeviceHigh: updateQueue { $0.usedRing = Self.setHigh($0.usedRing, v) }
         case Register.queueReady: setQueueReady(v == 1)
-        case Register.queueNotify: notify(queue: Int(v))
+        case Register.queueNotify: notifyLocked(queue: Int(v))
         case Register.interruptACK: interruptStatus &= ~v
         case Register.status: setStatus(v)
         default: break  // read-only or reserved
@@ -215,6 +247,10 @@ public final class VirtioMMIOTransport: MMIODevice {
 
     /// Serves queue `index` if the driver has the device running and the queue ready.
     public func notify(queue index: Int) {
+        locked { notifyLocked(queue: index) }
+    }
+
+    private func notifyLocked(queue index: Int) {
         let running = Virtio.Status.featuresOK | Virtio.Status.driverOK
         guard index >= 0, index < queues.count, queues[index].ready,
               status & running == running, failure == nil else { return }
@@ -225,6 +261,36 @@ public final class VirtioMMIOTransport: MMIODevice {
             }
         } catch {
             fail("queue \(index): \(error.description)")
+        }
+        onNotify?()
+    }
+
+    /// The event thread's entry: lets a device with host-side input move it into its queues
+    /// (only while the driver has it running), and interrupts if it used any buffer.
+    public func serviceHostEvents() {
+        guard let device = device as? VirtioHostEventDevice else { return }
+        locked {
+            let running = Virtio.Status.featuresOK | Virtio.Status.driverOK
+            guard status & running == running, failure == nil else { return }
+            do {
+                if try device.serviceHostEvents(queues: &queues, memory: memory) {
+                    interruptStatus |= Virtio.Interrupt.usedBuffer
+                    interrupt.trigger()
+                }
+            } catch {
+                fail("host event: \(error)")
+            }
+        }
+    }
+
+    /// What the event thread should wait for on this device's behalf (empty while the driver
+    /// has not started it: nothing could be delivered).
+    func hostPollRequests() -> [pollfd] {
+        guard let device = device as? VirtioHostEventDevice else { return [] }
+        return locked {
+            let running = Virtio.Status.featuresOK | Virtio.Status.driverOK
+            guard status & running == running, failure == nil else { return [] }
+            return device.pollRequests
         }
     }
 

@@ -105,20 +105,30 @@ struct FirecrackerModelTests {
         }
     }
 
-    @Test func unimplementedDevicesAreKeptButRefusedAtStart() throws {
+    @Test func networkVsockAndEntropyBecomeMicroVMDevices() throws {
         let config = try configFile("""
             {"boot-source": {"kernel_image_path": "/nonexistent"},
-             "network-interfaces": [{"iface_id": "eth0", "host_dev_name": "tap0"}],
-             "vsock": {"guest_cid": 3, "uds_path": "/v.sock"}}
+             "network-interfaces": [{"iface_id": "eth0", "host_dev_name": "tap0", "guest_mac": "06:00:AC:10:00:02"}],
+             "vsock": {"guest_cid": 3, "uds_path": "/v.sock"}, "entropy": {}}
             """)
-        #expect(config.unsupportedDevices == ["network interface \"eth0\" (virtio-net)", "vsock (virtio-vsock)"])
-        let vmm = FirecrackerVMM(instanceID: "t", logger: VMMLogger(instanceID: "t", level: .off))
-        vmm.configuration = config
-        let response = vmm.handle(HTTPRequest(method: "PUT", path: "/actions", headers: [],
-                                              body: Array(#"{"action_type": "InstanceStart"}"#.utf8), keepAlive: true))
-        #expect(response.status == 400)
-        #expect(response.body?.contains("network interface \\\"eth0\\\" (virtio-net) is configured") == true)
-        #expect(vmm.currentState == .notStarted)
+        #expect(config.entropy == .object([:]))
+        #expect(config.networkInterfaceConfigurations == [NetworkInterfaceConfiguration(id: "eth0", tapName: "tap0", mac: [6, 0, 0xac, 0x10, 0, 2])])
+        #expect(config.vsockConfiguration == VsockConfiguration(guestCID: 3, udsPath: "/v.sock"))
+        #expect(config.unsupportedDevices.isEmpty)
+    }
+
+    @Test func badMACAndReservedCIDAreRefused() {
+        for (text, expected) in [
+            (#"{"network-interfaces": [{"iface_id": "eth0", "host_dev_name": "tap0", "guest_mac": "06:00"}]}"#, "guest_mac"),
+            (#"{"vsock": {"guest_cid": 2, "uds_path": "/v.sock"}}"#, "guest_cid"),
+        ] {
+            do {
+                _ = try configFile(text)
+                Issue.record("accepted: \(text)")
+            } catch {
+                #expect(error.faultMessage.contains(expected), "\(error.faultMessage)")
+            }
+        }
     }
 
     func call(_ vmm: FirecrackerVMM, _ method: String, _ path: String, _ body: String = "") -> HTTPResponse {

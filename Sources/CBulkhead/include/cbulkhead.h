@@ -206,3 +206,4 @@ int bh_bpf_attach_device_filter(int cgroup_fd, const void *insns, int count, cha
 // Constants the Glibc module does not export without _GNU_SOURCE.
 #define BH_O_PATH 010000000
 #include "cbulkhead_kvm.h"
+#include "cbulkhead_devices.h"
