@@ -16,7 +16,8 @@ fi
 # seccomp.h, which compile config.json's seccomp rules (linked statically into the runtime).
 # acpica-tools: iasl, which the VMM tests use to disassemble the ACPI tables the VMM builds.
 # uidmap: newuidmap/newgidmap, through which a user maps id ranges into a rootless container.
-PACKAGES=(busybox-static gcc libc6-dev libseccomp-dev acpica-tools uidmap)
+# iproute2: the virtio-net test makes a private network namespace with ip.
+PACKAGES=(busybox-static gcc libc6-dev libseccomp-dev acpica-tools uidmap iproute2)
 
 # The test command also runs the runtime under private podman and containerd daemons
 # (tests/engines), as engines would; python3 builds their busybox image.

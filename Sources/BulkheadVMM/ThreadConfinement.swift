@@ -74,6 +74,12 @@ public enum ThreadConfinement {
             return runtime + [
                 // virtio-blk on the disk files opened during setup; fsync for VIRTIO_BLK_T_FLUSH.
                 "pread64", "pwrite64", "preadv", "pwritev", "fsync", "fdatasync",
+                // The guest's transmit queues are served on this thread when it kicks them:
+                // virtio-net writes frames to its TAP; virtio-vsock answers and forwards on Unix
+                // stream sockets and connects guest-initiated streams to `<uds_path>_<port>`
+                // (socket is limited to AF_UNIX below).
+                "read", "readv", "writev", "sendto", "sendmsg", "recvfrom", "recvmsg",
+                "connect", "shutdown", "close", "fcntl",
             ]
         }
     }
@@ -84,7 +90,8 @@ public enum ThreadConfinement {
     public static func argumentRules(_ kind: VMMThreadKind) -> [SeccompFilter.ArgumentRule] {
         switch kind {
         case .api, .vmm: return []
-        case .vcpu: return [.init("ioctl", argument: 1, values: vcpuIoctls)]
+        case .vcpu: return [.init("ioctl", argument: 1, values: vcpuIoctls),
+                            .init("socket", argument: 0, values: [UInt64(AF_UNIX)])]
         }
     }
 

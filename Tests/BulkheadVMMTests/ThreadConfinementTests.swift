@@ -9,8 +9,12 @@ import Testing
 let forbiddenEverywhere = [
     "execve", "execveat", "ptrace", "mount", "umount2", "pivot_root", "chroot", "setns", "unshare",
     "clone3", "fork", "vfork", "setuid", "setgid", "kexec_load", "init_module", "finit_module",
-    "bpf", "process_vm_writev", "socket", "connect", "bind", "listen", "open_by_handle_at",
+    "bpf", "process_vm_writev", "bind", "listen", "open_by_handle_at",
 ]
+
+/// Only the vCPU thread, which serves virtio-vsock's transmit queue, may open a stream to the
+/// host's `<uds_path>_<port>`: socket (AF_UNIX only, an argument rule) and connect.
+let vsockOnly = ["socket", "connect"]
 
 @Suite("Seccomp filters of the monitor's threads")
 struct ThreadConfinementFilterTests {
@@ -18,6 +22,9 @@ struct ThreadConfinementFilterTests {
     func noListAllowsWhatTheMonitorNeverDoesAndTheFilterCompilesItsList(kind: VMMThreadKind) throws {
         let list = ThreadConfinement.allowList(kind)
         for name in forbiddenEverywhere { #expect(!list.contains(name), "\(kind) allows \(name)") }
+        if kind != .vcpu {
+            for name in vsockOnly { #expect(!list.contains(name), "\(kind) allows \(name)") }
+        }
         // The compiled program: every allowed syscall is compared with, no forbidden one is.
         let filter = try #require(try ThreadConfinement.filter(kind, policy: .kill))
         let compared = filter.comparedConstants
@@ -48,7 +55,10 @@ struct ThreadConfinementFilterTests {
         }
         for list in [api, vmm, vcpu] { #expect(!list.contains("ioctl")) }
         #expect(ThreadConfinement.argumentRules(.api).isEmpty && ThreadConfinement.argumentRules(.vmm).isEmpty)
-        #expect(ThreadConfinement.argumentRules(.vcpu) == [.init("ioctl", argument: 1, values: [UInt64(BH_KVM_RUN), UInt64(BH_KVM_GET_REGS)])])
+        // The vCPU thread's sockets are Unix ones only (vsock's host side).
+        #expect(ThreadConfinement.argumentRules(.vcpu) == [.init("ioctl", argument: 1, values: [UInt64(BH_KVM_RUN), UInt64(BH_KVM_GET_REGS)]),
+                                                         .init("socket", argument: 0, values: [UInt64(AF_UNIX)])])
+        #expect(!vcpu.contains("socket"))
         // Only the API thread accepts connections and opens a file (the metrics file).
         for name in ["accept", "accept4", "openat", "poll"] {
             #expect(api.contains(name) && !vcpu.contains(name) && !vmm.contains(name), "\(name)")
