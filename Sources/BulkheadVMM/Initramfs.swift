@@ -35,6 +35,13 @@ public struct Initramfs: Sendable {
 
     public init() {}
 
+    /// An archive of these entries, in this order (paths as `entries` holds them).
+    public init(entries: [Entry]) {
+        for e in entries {
+            if let i = index[e.path] { self.entries[i] = e } else { index[e.path] = self.entries.count; self.entries.append(e) }
+        }
+    }
+
     public struct PathError: Error, Equatable, CustomStringConvertible {
         public let description: String
     }
