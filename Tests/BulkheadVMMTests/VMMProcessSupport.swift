@@ -26,9 +26,14 @@ final class VMMProcess {
     private(set) var exitStatus: Int32?
 
     /// Starts `bulkhead-vmm arguments...`; "SOCK" in an argument stands for `socketPath`.
-    init(_ arguments: [String], directory: String) throws {
+    convenience init(_ arguments: [String], directory: String) throws {
+        try self.init(program: vmmBinary, [vmmBinary] + arguments.map { $0 == "SOCK" ? directory + "/api.sock" : $0 },
+                      directory: directory)
+    }
+
+    /// Starts `program` with `argv` (argv[0] included).
+    init(program: String, _ argv: [String], directory: String) throws {
         self.directory = directory
-        let argv = [vmmBinary] + arguments.map { $0 == "SOCK" ? directory + "/api.sock" : $0 }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -37,8 +42,8 @@ final class VMMProcess {
         let cArgs = argv.map { strdup($0) } + [nil]
         defer { cArgs.forEach { free($0) } }
         var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, vmmBinary, &actions, nil, cArgs, environ)
-        guard spawned == 0 else { throw ToolFailure(description: "posix_spawn \(vmmBinary): errno \(spawned)") }
+        let spawned = posix_spawn(&pid, program, &actions, nil, cArgs, environ)
+        guard spawned == 0 else { throw ToolFailure(description: "posix_spawn \(program): errno \(spawned)") }
         self.pid = pid
     }
 
