@@ -18,7 +18,7 @@ struct NestedBoot {
 
     /// The L2 kernel command line, the same for both VMMs. No RTC in either (cmos_init would
     /// probe for ~3 s), reset through the i8042.
-    static let l2Append = "console=ttyS0 reboot=k panic=-1 tsc=reliable no_timer_check i8042.noaux i8042.nomux i8042.nopnp "
+    static let l2Append = "console=ttyS0 loglevel=4 reboot=k panic=-1 tsc=reliable no_timer_check i8042.noaux i8042.nomux i8042.nopnp "
         + "i8042.dumbkbd random.trust_cpu=on mitigations=off initcall_blacklist=cmos_init"
 
     var kernel: GuestKernel
@@ -62,8 +62,11 @@ struct NestedBoot {
         i=0
         while [ ! -b /dev/vda ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
         mkdir -p /mnt
-        if mount -t ext4 -o ro /dev/vda /mnt; then echo "BULKHEAD-DISK $(cat /mnt/marker)"; umount /mnt
+        if mount -t ext4 -o ro /dev/vda /mnt; then echo "BULKHEAD-DISK $(cat /mnt/marker)"
         else echo "BULKHEAD-DISK-FAILED devices: $(ls /sys/bus/virtio/devices 2>&1)"; dmesg | tail -20; fi
+        # The tty drains through the 8250 driver's backup timer (the UART raises no THRE interrupt):
+        # give it time, or reboot -f cuts the last line.
+        sleep 1
         reboot -f
 
         """
@@ -95,6 +98,7 @@ struct NestedBoot {
               -M microvm,acpi=on,pit=off,pic=off,rtc=off,isa-serial=on -nodefaults -no-user-config -nographic \\
               -serial stdio -no-reboot -kernel /l2/vmlinuz -initrd /l2/initramfs.cpio -append "$APPEND" \\
               -drive id=d,file=/l2/disk.ext4,format=raw,if=none,readonly=on -device virtio-blk-device,drive=d
+            [ $i = 0 ] && ! [ -e /usr/share/qemu/bios-microvm.bin ] && echo "L1-ERR no microvm firmware"
           fi
           i=$((i + 1))
         done
@@ -160,7 +164,7 @@ struct NestedBoot {
             // QEMU with the libraries ldd names and the microvm firmware.
             try a.addHostFile("usr/bin/qemu-system-x86_64", from: qemu)
             for line in try shellOutput("ldd '\(qemu)'").split(separator: "\n") {
-                let words = line.split(separator: " ")
+                let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
                 let path = words.first { $0.hasPrefix("/") }
                 if let path { try a.addHostFile(String(path), from: String(path)) }
             }
@@ -190,8 +194,10 @@ struct NestedBoot {
     static func parse(log: String, l1Seconds: Double) -> Result {
         var result = Result(l1Log: log, l1Seconds: l1Seconds, l1KVM: false, runs: [])
         var current: Run?
-        for raw in log.split(separator: "\n", omittingEmptySubsequences: false) {
-            let line = raw.hasSuffix("\r") ? String(raw.dropLast()) : String(raw)
+        // "\r\n" is one Character in Swift: split on both.
+        for raw in log.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }) {
+            var line = String(raw)
+            while line.hasSuffix("\r") || line.hasSuffix("\r\n") { line.removeLast() }
             let words = line.split(separator: " ")
             if line.hasPrefix("L1-KVM yes") { result.l1KVM = true }
             if words.count == 3, words[0] == "L1-RUN-START" {
@@ -203,7 +209,7 @@ struct NestedBoot {
             } else if line.hasPrefix("L2|"), current != nil {
                 let parts = line.split(separator: "|", maxSplits: 3, omittingEmptySubsequences: false)
                 guard parts.count == 4, let t = Double(parts[2]) else { continue }
-                let text = parts[3].hasSuffix("\r") ? String(parts[3].dropLast()) : String(parts[3])
+                let text = String(parts[3])
                 if text.hasPrefix("L2-EXIT ") { current!.exitStatus = Int(text.dropFirst(8)) }
                 current!.lines.append((t, text))
             }
