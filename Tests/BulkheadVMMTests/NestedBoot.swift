@@ -26,7 +26,7 @@ struct NestedBoot {
     var busybox = "/bin/busybox"
     var qemu = findInPath("qemu-system-x86_64") ?? "qemu-system-x86_64"
     /// Runs of each L2 VMM inside the one L1 boot, after one warm-up.
-    var runs = 2
+    var runs = 1
     var l2Timeout = 240
     var withQEMUMicrovm = true
     var extraAppend = ""
@@ -64,9 +64,8 @@ struct NestedBoot {
         mkdir -p /mnt
         if mount -t ext4 -o ro /dev/vda /mnt; then echo "BULKHEAD-DISK $(cat /mnt/marker)"
         else echo "BULKHEAD-DISK-FAILED devices: $(ls /sys/bus/virtio/devices 2>&1)"; dmesg | tail -20; fi
-        # The tty drains through the 8250 driver's backup timer (the UART raises no THRE interrupt):
-        # give it time, or reboot -f cuts the last line.
-        sleep 1
+        # reboot -f does not wait for the tty to drain: give the last line time to leave.
+        sleep 0.5
         reboot -f
 
         """
@@ -168,7 +167,9 @@ struct NestedBoot {
                 let path = words.first { $0.hasPrefix("/") }
                 if let path { try a.addHostFile(String(path), from: String(path)) }
             }
-            try a.addHostFile("usr/share/qemu/bios-microvm.bin", from: "/usr/share/qemu/bios-microvm.bin")
+            for rom in ["bios-microvm.bin", "linuxboot_dma.bin"] {
+                try a.addHostFile("usr/share/qemu/\(rom)", from: "/usr/share/qemu/\(rom)")
+            }
         }
         return a
     }
