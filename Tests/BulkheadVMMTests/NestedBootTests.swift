@@ -83,7 +83,10 @@ struct NestedBootReport {
                 let b = r.seconds(toLineContaining: NestedBoot.bootedMarker)
                 let d = r.seconds(toLineContaining: "BULKHEAD-DISK")
                 let e = r.endUptime.map { $0 - r.startUptime }
-                text += "NESTED_RUN label=\(label)\(i == 0 && all.count > 1 ? " warmup" : "") booted_s=\(b.map(format2) ?? "-") "
+                // bulkhead-vmm logs InstanceStart: what came before is the VMM's own set-up.
+                let started = r.seconds(toLineContaining: "Started the microVM")
+                text += "NESTED_RUN label=\(label)\(i == 0 && all.count > 1 ? " warmup" : "")"
+                    + (started.map { " vmm_setup_s=\(format2($0))" } ?? "") + " booted_s=\(b.map(format2) ?? "-") "
                     + "disk_s=\(d.map(format2) ?? "-") exit_s=\(e.map(format2) ?? "-") rc=\(r.exitStatus.map(String.init) ?? "-")\n"
             }
             let booted = measured.compactMap { $0.seconds(toLineContaining: NestedBoot.bootedMarker) }.sorted()
