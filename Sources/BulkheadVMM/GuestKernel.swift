@@ -115,6 +115,14 @@ public struct GuestKernel: Equatable, Sendable {
     public static func fetch(cacheDirectory: String, modules: [String] = guestModules,
                              log: (String) -> Void = { _ in }) throws(HostError) -> GuestKernel {
         try makeDirectories(cacheDirectory + "/debs")
+        // One fetch at a time per cache, across processes and threads (flock on an open file
+        // description is per open, so two threads of one process exclude each other too).
+        let lockFD = open(cacheDirectory + "/.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard lockFD >= 0 else { throw HostError("open \(cacheDirectory)/.lock", errno: errno) }
+        defer { close(lockFD) }
+        while flock(lockFD, LOCK_EX) != 0 {
+            guard errno == EINTR else { throw HostError("flock \(cacheDirectory)/.lock", errno: errno) }
+        }
         let deb = try findOrDownloadPackage(debDirectory: cacheDirectory + "/debs", log: log)
         // linux-image-6.1.0-57-cloud-amd64_6.1.192-3_amd64.deb -> 6.1.0-57-cloud-amd64
         let file = String(deb.split(separator: "/").last!)

@@ -141,3 +141,40 @@ func sampleArchive() throws -> Initramfs {
         #expect(throws: HostError.self) { try GuestKernel.loadOrder(["ext4"], dependencies: deps, builtin: []) }
     }
 }
+
+/// The kernel cache the nested-boot test fills (BULKHEAD_KERNEL_CACHE or /var/tmp/bulkhead-kernels).
+let kernelCacheDirectory = getenv("BULKHEAD_KERNEL_CACHE").map { String(cString: $0) } ?? "/var/tmp/bulkhead-kernels"
+let kernelPackageCached: Bool = {
+    guard let dir = opendir(kernelCacheDirectory + "/debs") else { return false }
+    defer { closedir(dir) }
+    while let e = readdir(dir) {
+        let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        if name.hasPrefix("linux-image-") && name.hasSuffix(".deb") { return true }
+    }
+    return false
+}()
+
+@Suite struct GuestKernelCacheTests {
+    @Test(.enabled(if: kernelPackageCached, "needs a kernel .deb in \(kernelCacheDirectory)/debs (bulkhead-vmm fetch-kernel puts it there)"))
+    func fetchStagesModulesInLoadOrderAndReusesTheCache() throws {
+        var lines: [String] = []
+        let kernel = try GuestKernel.fetch(cacheDirectory: kernelCacheDirectory) { lines.append($0) }
+        #expect(access(kernel.vmlinuz, R_OK) == 0)
+        let paths = try kernel.modulePaths(["virtio_blk", "virtio_mmio"])
+        let names = paths.map { GuestKernel.moduleName(ofPath: $0) }
+        #expect(names.contains("virtio_mmio") && names.contains("virtio_blk"))
+        // Dependencies before their users.
+        if let ring = names.firstIndex(of: "virtio_ring"), let blk = names.firstIndex(of: "virtio_blk") { #expect(ring < blk) }
+        for p in paths { #expect(access(kernel.modulesDirectory + "/" + p, R_OK) == 0, "\(p) staged") }
+        lines.removeAll()
+        let again = try GuestKernel.fetch(cacheDirectory: kernelCacheDirectory) { lines.append($0) }
+        #expect(again == kernel)
+        #expect(lines.count == 1 && lines[0].hasPrefix("up to date"), "second fetch: \(lines)")
+    }
+
+    @Test func fetchKernelCommandNeedsADirectory() {
+        #expect(FetchKernelCommand.main([]) == 2)
+        #expect(FetchKernelCommand.main(["--dir"]) == 2)
+        #expect(FetchKernelCommand.main(["--bogus"]) == 2)
+    }
+}
