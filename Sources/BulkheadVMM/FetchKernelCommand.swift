@@ -27,6 +27,7 @@ public enum FetchKernelCommand {
             default: printError("fetch-kernel: unknown argument \(a)\n\(usage)"); return 2
             }
         }
+        signal(SIGPIPE, SIG_IGN)  // a closed stdout must not kill us before the scratch files are removed
         guard let directory else { printError("fetch-kernel: --dir CACHE is required\n\(usage)"); return 2 }
         do {
             let kernel = try GuestKernel.fetch(cacheDirectory: directory, modules: modules) { printError("fetch-kernel: \($0)") }

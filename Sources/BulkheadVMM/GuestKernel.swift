@@ -123,6 +123,10 @@ public struct GuestKernel: Equatable, Sendable {
         while flock(lockFD, LOCK_EX) != 0 {
             guard errno == EINTR else { throw HostError("flock \(cacheDirectory)/.lock", errno: errno) }
         }
+        // Under the lock, scratch directories are leftovers of a fetch that was killed.
+        for name in try directoryEntries(cacheDirectory) where name.hasPrefix(".extract-") || name.hasPrefix(".stage-") {
+            _ = try? runProgram(["rm", "-rf", cacheDirectory + "/" + name])
+        }
         let deb = try findOrDownloadPackage(debDirectory: cacheDirectory + "/debs", log: log)
         // linux-image-6.1.0-57-cloud-amd64_6.1.192-3_amd64.deb -> 6.1.0-57-cloud-amd64
         let file = String(deb.split(separator: "/").last!)
