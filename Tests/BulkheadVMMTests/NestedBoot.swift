@@ -30,6 +30,8 @@ struct NestedBoot {
     var l2Timeout = 240
     var withQEMUMicrovm = true
     var extraAppend = ""
+    /// The L2 initramfs as stored-block gzip instead of plain cpio (the kernel takes both).
+    var gzipInitramfs = false
 
     struct Run {
         var label: String
@@ -149,7 +151,8 @@ struct NestedBoot {
         try a.addHostFile("bin/bulkhead-vmm", from: stripped)
         // The L2 files.
         try a.addFile("l2/vmlinuz", contents: try readFile(kernel.vmlinuz))
-        try a.addFile("l2/initramfs.cpio", contents: try l2Initramfs().cpio())
+        let l2 = try l2Initramfs()
+        try a.addFile("l2/initramfs.cpio", contents: gzipInitramfs ? l2.gzipped() : l2.cpio())
         try runTool(["mkdir", "-p", directory + "/disk"])
         try writeFile(directory + "/disk/marker", Array((Self.diskMarker + "\n").utf8))
         try runTool(["mke2fs", "-q", "-F", "-t", "ext4", "-d", directory + "/disk", directory + "/disk.ext4", "8M"])
