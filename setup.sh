@@ -17,7 +17,9 @@ fi
 # acpica-tools: iasl, which the VMM tests use to disassemble the ACPI tables the VMM builds.
 # uidmap: newuidmap/newgidmap, through which a user maps id ranges into a rootless container.
 # iproute2: the virtio-net test makes a private network namespace with ip.
-PACKAGES=(busybox-static gcc libc6-dev libseccomp-dev acpica-tools uidmap iproute2)
+# cpio: the initramfs tests read the archives back with it. qemu-system-x86 and e2fsprogs: the
+# nested-boot test runs L1 under QEMU's software CPU and gives L2 an ext4 disk (about 1-2 minutes).
+PACKAGES=(busybox-static gcc libc6-dev libseccomp-dev acpica-tools uidmap iproute2 cpio e2fsprogs qemu-system-x86)
 
 # The test command also runs the runtime under private podman and containerd daemons
 # (tests/engines), as engines would; python3 builds their busybox image.

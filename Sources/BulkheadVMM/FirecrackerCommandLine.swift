@@ -21,6 +21,7 @@ public struct FirecrackerCommandLine: Equatable, Sendable {
         Usage: bulkhead-vmm [--api-sock PATH] [--config-file PATH] [--no-api] [--boot-timer]
                             [--id ID] [--level LEVEL] [--log-path PATH] [--no-seccomp] [--seccomp-log]
                             [--version] [--help]
+               bulkhead-vmm fetch-kernel --dir CACHE [--module NAME]...   (see fetch-kernel --help)
 
           --api-sock PATH     serve Firecracker's REST API on this Unix socket (default /run/firecracker.socket)
           --config-file PATH  configure the microVM from a Firecracker JSON config file and start it
@@ -90,6 +91,7 @@ public struct FirecrackerCommandLine: Equatable, Sendable {
 
     /// The program: returns only on errors (the exit status); a guest that stops ends the process.
     public static func main(_ arguments: [String]) -> Int32 {
+        if arguments.first == "fetch-kernel" { return FetchKernelCommand.main(Array(arguments.dropFirst())) }
         let options: FirecrackerCommandLine
         do {
             options = try parse(arguments)

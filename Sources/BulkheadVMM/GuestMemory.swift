@@ -37,8 +37,16 @@ public final class GuestMemory {
 
     public func write<Bytes: Collection>(_ bytes: Bytes, at address: UInt64) throws(VMMError) where Bytes.Element == UInt8 {
         try checkRange(address, length: UInt64(bytes.count))
-        let target = UnsafeMutableRawBufferPointer(start: hostAddress + Int(address), count: bytes.count)
-        _ = target.initializeMemory(as: UInt8.self, from: bytes)
+        // Contiguous bytes (arrays, slices: kernel and initrd images) by memcpy: the generic
+        // element-wise copy costs ~0.5 s per boot in a debug build (12x more than the release
+        // build, measured; 11 s under the nested-boot test's software CPU).
+        let copied: Void? = bytes.withContiguousStorageIfAvailable { source in
+            if let base = source.baseAddress, source.count > 0 { memcpy(hostAddress + Int(address), base, source.count) }
+        }
+        if copied == nil {
+            let target = UnsafeMutableRawBufferPointer(start: hostAddress + Int(address), count: bytes.count)
+            _ = target.initializeMemory(as: UInt8.self, from: bytes)
+        }
     }
 
     public func fill(_ byte: UInt8, at address: UInt64, count: UInt64) throws(VMMError) {

@@ -173,6 +173,8 @@ public final class MicroVM {
 
         // The keyboard's ISA IRQ 1, for Ctrl-Alt-Del.
         i8042.interrupt = try IRQFDInterrupt(vm: vm, gsi: 1)
+        // COM1's THR-empty interrupt on ISA IRQ 4, which the DSDT gives COM1.
+        serial.interrupt = try IRQFDInterrupt(vm: vm, gsi: UInt32(ACPITables.com1IRQ))
         let ports = PortIOBus()
         ports.register(serial, ports: serial.ports)
         ports.register(i8042, ports: I8042.dataPort...I8042.dataPort)

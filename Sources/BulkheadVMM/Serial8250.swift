@@ -1,7 +1,12 @@
 /// A minimal 16550A-compatible UART (8 ports at 0x3f8 for COM1): enough for a guest to print.
 ///
-/// Output is collected as bytes. There is no input and no interrupt line yet: the transmitter is
-/// always empty (LSR THRE|TEMT), so polling drivers and Linux's early console never wait.
+/// Output is collected as bytes. There is no input. The transmitter is always empty (LSR
+/// THRE|TEMT): a byte written to THR leaves at once, so polling drivers and Linux's early console
+/// never wait. With IER's ETBEI bit set, THR-empty is an interrupt (IIR 0x02) on `interrupt`
+/// (ISA IRQ 4 for COM1): Linux's tty layer writes a FIFO's worth of bytes and then waits for it, so
+/// without it user-space output stalls after 16 bytes (measured: the nested boot of the Debian
+/// kernel cut "BULKHEAD-DISK ..." there). As on a 16550, the interrupt is pending from the moment
+/// ETBEI is set or a byte is sent, until IIR is read while it is the source or ETBEI is cleared.
 /// Registers keep what the guest writes so driver probes (scratch register, LCR, loopback MSR) read
 /// back consistent values.
 public final class Serial8250: PortIODevice {
@@ -25,6 +30,12 @@ public final class Serial8250: PortIODevice {
     public private(set) var output: [UInt8] = []
     /// Called with each transmitted byte (for streaming to a console or log).
     public var onOutput: ((UInt8) -> Void)?
+    /// Where THR-empty interrupts go (edge: one `trigger` per newly pending interrupt).
+    public var interrupt: InterruptLine?
+    /// A THR-empty interrupt is pending (reported by IIR while IER's ETBEI is set).
+    private var transmitterInterruptPending = false
+    static let ierTransmitterEmpty: UInt8 = 0x02
+    static let iirTransmitterEmpty: UInt8 = 0x02
 
     private var interruptEnable: UInt8 = 0
     private var lineControl: UInt8 = 0x03  // 8N1, what firmware leaves behind
@@ -50,7 +61,14 @@ public final class Serial8250: PortIODevice {
         switch offset {
         case Register.data: value = dlabSet ? divisorLow : 0  // no input yet
         case Register.interruptEnable: value = dlabSet ? divisorHigh : interruptEnable
-        case Register.interruptId: value = Self.iirNoInterrupt | (fifoControl & 1 != 0 ? 0xc0 : 0)
+        case Register.interruptId:
+            let fifoBits: UInt8 = fifoControl & 1 != 0 ? 0xc0 : 0
+            if transmitterInterruptPending && interruptEnable & Self.ierTransmitterEmpty != 0 {
+                transmitterInterruptPending = false  // reading IIR clears THRE as the source
+                value = Self.iirTransmitterEmpty | fifoBits
+            } else {
+                value = Self.iirNoInterrupt | fifoBits
+            }
         case Register.lineControl: value = lineControl
         case Register.modemControl: value = modemControl
         case Register.lineStatus: value = Self.lsrTransmitterEmpty
@@ -80,9 +98,20 @@ public final class Serial8250: PortIODevice {
             } else if modemControl & Self.mcrLoopback == 0 {  // loopback output goes nowhere
                 output.append(byte)
                 onOutput?(byte)
+                transmitterEmptied()
+            } else {
+                transmitterEmptied()
             }
         case Register.interruptEnable:
-            if dlabSet { divisorHigh = byte } else { interruptEnable = byte & 0x0f }
+            if dlabSet { divisorHigh = byte } else {
+                let wasEnabled = interruptEnable & Self.ierTransmitterEmpty != 0
+                interruptEnable = byte & 0x0f
+                if interruptEnable & Self.ierTransmitterEmpty == 0 {
+                    transmitterInterruptPending = false
+                } else if !wasEnabled {
+                    transmitterEmptied()  // THR is empty: enabling the interrupt raises it
+                }
+            }
         case Register.interruptId: fifoControl = byte
         case Register.lineControl: lineControl = byte
         case Register.modemControl: modemControl = byte & 0x1f
@@ -90,5 +119,12 @@ public final class Serial8250: PortIODevice {
         default: break  // LSR and MSR are read-only
         }
         return .none
+    }
+
+    /// THR became empty: the interrupt becomes pending (one edge when it was not already).
+    private func transmitterEmptied() {
+        guard interruptEnable & Self.ierTransmitterEmpty != 0, !transmitterInterruptPending else { return }
+        transmitterInterruptPending = true
+        interrupt?.trigger()
     }
 }

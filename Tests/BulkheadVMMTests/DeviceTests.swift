@@ -12,6 +12,31 @@ struct DeviceTests {
         #expect(serial.outputText == "hi\n")
     }
 
+    /// 16550 THR-empty interrupts, as Linux's 8250 driver probes and uses them: pending when ETBEI
+    /// is set (THR is always empty) and after each byte; reading IIR clears it; one edge per newly
+    /// pending interrupt.
+    @Test func serialTransmitterEmptyInterrupt() {
+        let serial = Serial8250()
+        let line = CountingInterrupt()
+        serial.interrupt = line
+        #expect(serial.read(port: 0x3fa, size: 1) & 0x0f == 0x01)  // nothing pending, ETBEI off
+        _ = serial.write(port: 0x3f8, size: 1, value: 0x41)
+        #expect(line.count == 0)
+        _ = serial.write(port: 0x3f9, size: 1, value: 0x02)       // IER: ETBEI
+        #expect(line.count == 1)
+        #expect(serial.read(port: 0x3fa, size: 1) & 0x0f == 0x02)  // THRE is the source...
+        #expect(serial.read(port: 0x3fa, size: 1) & 0x0f == 0x01)  // ...and reading IIR cleared it
+        _ = serial.write(port: 0x3f8, size: 1, value: 0x42)
+        _ = serial.write(port: 0x3f8, size: 1, value: 0x43)        // still pending: no second edge
+        #expect(line.count == 2)
+        #expect(serial.read(port: 0x3fa, size: 1) & 0x0f == 0x02)
+        _ = serial.write(port: 0x3f9, size: 1, value: 0x00)       // ETBEI off clears it
+        _ = serial.write(port: 0x3f8, size: 1, value: 0x44)
+        #expect(serial.read(port: 0x3fa, size: 1) & 0x0f == 0x01)
+        #expect(line.count == 2)
+        #expect(serial.outputText == "ABCD")
+    }
+
     @Test func serialDivisorLatchAndScratchDoNotPrint() {
         let serial = Serial8250()
         _ = serial.write(port: 0x3fb, size: 1, value: 0x83)  // LCR: DLAB

@@ -27,10 +27,14 @@ final class VMMProcess {
 
     /// Starts `bulkhead-vmm arguments...`; "SOCK" in an argument stands for `socketPath`.
     /// `prefix` (for example `ip netns exec NAME`) runs the VMM through another program.
-    init(_ arguments: [String], directory: String, prefix: [String] = []) throws {
-        self.directory = directory
+    convenience init(_ arguments: [String], directory: String, prefix: [String] = []) throws {
         let argv = prefix + [vmmBinary] + arguments.map { $0 == "SOCK" ? directory + "/api.sock" : $0 }
-        let program = prefix.first.flatMap(findInPath) ?? vmmBinary
+        try self.init(program: prefix.first.flatMap(findInPath) ?? vmmBinary, argv, directory: directory)
+    }
+
+    /// Starts `program` with `argv` (argv[0] included).
+    init(program: String, _ argv: [String], directory: String) throws {
+        self.directory = directory
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }

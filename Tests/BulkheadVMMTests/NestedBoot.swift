@@ -1,0 +1,240 @@
+import Glibc
+@testable import BulkheadVMM
+
+/// The nested-boot harness: boots Debian's stock cloud kernel through bulkhead-vmm on a real KVM
+/// even where /dev/kvm cannot run a stock kernel (PVM, as on these machines).
+///
+/// L0 (this machine) runs L1 = the Debian kernel under `qemu-system-x86_64 -accel tcg -cpu max`:
+/// QEMU's software CPU emulates AMD-V, so L1 loads kvm_amd and has a hardware-like /dev/kvm. L1's
+/// initramfs (built here with `Initramfs`) holds busybox, kvm/kvm_amd, the static bulkhead-vmm, and
+/// the L2 files: the same kernel, an initramfs whose init loads virtio_mmio + virtio_blk, prints
+/// BULKHEAD-BOOTED, mounts the ext4 disk (mke2fs -d) and prints its marker, then reboots (reboot=k,
+/// the i8042 reset line ends the VMM), and a Firecracker config file. L1's init runs
+/// `bulkhead-vmm --no-api --config-file`, and, for comparison, QEMU's microvm on the same L2 files
+/// (QEMU and its libraries copied in by ldd), and stamps each L2 console line with L1's uptime.
+struct NestedBoot {
+    static let bootedMarker = "BULKHEAD-BOOTED"
+    static let diskMarker = "BULKHEAD-DISK-MARKER-7f3a"
+
+    /// The L2 kernel command line, the same for both VMMs. No RTC in either (cmos_init would
+    /// probe for ~3 s), reset through the i8042.
+    static let l2Append = "console=ttyS0 loglevel=4 reboot=k panic=-1 tsc=reliable no_timer_check i8042.noaux i8042.nomux i8042.nopnp "
+        + "i8042.dumbkbd random.trust_cpu=on mitigations=off initcall_blacklist=cmos_init"
+
+    var kernel: GuestKernel
+    var vmm: String
+    var busybox = "/bin/busybox"
+    var qemu = findInPath("qemu-system-x86_64") ?? "qemu-system-x86_64"
+    /// Runs of each L2 VMM inside the one L1 boot, after one warm-up.
+    var runs = 1
+    var l2Timeout = 240
+    var withQEMUMicrovm = true
+    var extraAppend = ""
+    /// The L2 initramfs as stored-block gzip instead of plain cpio (the kernel takes both).
+    var gzipInitramfs = false
+
+    struct Run {
+        var label: String
+        var startUptime: Double
+        var lines: [(uptime: Double, text: String)]
+        var exitStatus: Int?
+        var endUptime: Double?
+        func seconds(toLineContaining marker: String) -> Double? {
+            lines.first { $0.text.contains(marker) }.map { $0.uptime - startUptime }
+        }
+    }
+
+    struct Result {
+        var l1Log: String
+        var l1Seconds: Double
+        var l1KVM: Bool
+        var runs: [Run]
+        func runs(_ label: String) -> [Run] { runs.filter { $0.label == label } }
+    }
+
+    static let l2Init = """
+        #!/bin/sh
+        export PATH=/bin
+        mount -t proc proc /proc
+        mount -t sysfs sysfs /sys
+        mount -t devtmpfs devtmpfs /dev
+        echo BULKHEAD-INIT
+        while read -r m; do insmod "/lib/modules/$(uname -r)/$m" || echo "BULKHEAD-ERR insmod $m"; done < /etc/modules
+        echo \(bootedMarker)
+        i=0
+        while [ ! -b /dev/vda ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+        mkdir -p /mnt
+        if mount -t ext4 -o ro /dev/vda /mnt; then echo "BULKHEAD-DISK $(cat /mnt/marker)"
+        else echo "BULKHEAD-DISK-FAILED devices: $(ls /sys/bus/virtio/devices 2>&1)"; dmesg | tail -20; fi
+        # reboot -f does not wait for the tty to drain: give the last line time to leave.
+        sleep 0.5
+        reboot -f
+
+        """
+
+    /// L1's /init. `@RUNS@` etc. are filled in by `l1Initramfs`. QEMU's microvm has no keyboard
+    /// controller: with reboot=k its L2 went on to the BIOS and triple-fault methods and QEMU
+    /// exited 30-35 s after "reboot: Restarting system" (measured), so it gets reboot=t (the last
+    /// reboot= wins); nothing else in the command line differs.
+    static let l1Init = """
+        #!/bin/sh
+        export PATH=/bin:/usr/bin LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu
+        mount -t proc proc /proc
+        mount -t sysfs sysfs /sys
+        mount -t devtmpfs devtmpfs /dev
+        mount -t tmpfs tmpfs /tmp
+        echo "L1-INIT $(cut -d' ' -f1 /proc/uptime)"
+        while read -r m; do insmod "/lib/modules/$(uname -r)/$m" || echo "L1-ERR insmod $m"; done < /etc/modules
+        if [ -c /dev/kvm ]; then echo "L1-KVM yes"; else echo "L1-KVM no"; fi
+        run() { # LABEL CMD...
+          label=$1; shift
+          echo "L1-RUN-START $label $(cut -d' ' -f1 /proc/uptime)"
+          { timeout @TIMEOUT@ "$@" < /dev/null; echo "L2-EXIT $?"; } 2>&1 | awk -v L="$label" \\
+            '{ getline u < "/proc/uptime"; close("/proc/uptime"); split(u, a, " "); print "L2|" L "|" a[1] "|" $0; fflush() }'
+          echo "L1-RUN-END $label $(cut -d' ' -f1 /proc/uptime)"
+        }
+        APPEND='@APPEND@'
+        i=0
+        while [ $i -le @RUNS@ ]; do
+          run bulkhead-vmm /bin/bulkhead-vmm --no-api --config-file /l2/vm.json
+          if [ -x /usr/bin/qemu-system-x86_64 ]; then
+            run qemu-microvm /usr/bin/qemu-system-x86_64 -L /usr/share/qemu -accel kvm -cpu host -m 256 -smp 1 \\
+              -M microvm,acpi=on,pit=off,pic=off,rtc=off,isa-serial=on -nodefaults -no-user-config -nographic \\
+              -serial stdio -no-reboot -kernel /l2/vmlinuz -initrd /l2/initramfs.cpio -append "$APPEND reboot=t" \\
+              -drive id=d,file=/l2/disk.ext4,format=raw,if=none,readonly=on -device virtio-blk-device,drive=d
+            [ $i = 0 ] && ! [ -e /usr/share/qemu/bios-microvm.bin ] && echo "L1-ERR no microvm firmware"
+          fi
+          i=$((i + 1))
+        done
+        echo "L1-DONE $(cut -d' ' -f1 /proc/uptime)"
+        poweroff -f
+
+        """
+
+    /// busybox and a symlink per applet under bin/.
+    static func addBusybox(_ archive: inout Initramfs, from busybox: String) throws {
+        try archive.addHostFile("bin/busybox", from: busybox)
+        for applet in try shellOutput("'\(busybox)' --list").split(separator: "\n") where applet != "busybox" {
+            try archive.addSymlink("bin/\(applet)", target: "busybox")
+        }
+        try archive.addCharacterDevice("dev/console", major: 5, minor: 1)
+        try archive.addCharacterDevice("dev/null", major: 1, minor: 3, permissions: 0o666)
+        for d in ["proc", "sys", "tmp", "mnt", "etc"] { try archive.addDirectory(d) }
+    }
+
+    static func addModules(_ archive: inout Initramfs, kernel: GuestKernel, names: [String]) throws {
+        let paths = try kernel.modulePaths(names)
+        for p in paths {
+            try archive.addHostFile("lib/modules/\(kernel.release)/\(p)", from: "\(kernel.modulesDirectory)/\(p)")
+        }
+        try archive.addFile("etc/modules", text: paths.joined(separator: "\n") + "\n")
+    }
+
+    func l2Initramfs() throws -> Initramfs {
+        var a = Initramfs()
+        try Self.addBusybox(&a, from: busybox)
+        try Self.addModules(&a, kernel: kernel, names: ["virtio_mmio", "virtio_blk"])
+        try a.addFile("init", text: Self.l2Init, permissions: 0o755)
+        return a
+    }
+
+    /// L1's initramfs in `directory` (which also holds the disk image and scratch files).
+    func l1Initramfs(directory: String) throws -> Initramfs {
+        var a = Initramfs()
+        try Self.addBusybox(&a, from: busybox)
+        try Self.addModules(&a, kernel: kernel, names: ["kvm_amd"])
+        let append = Self.l2Append + (extraAppend.isEmpty ? "" : " " + extraAppend)
+        try a.addFile("init", text: Self.l1Init
+            .replacing("@RUNS@", with: String(runs))
+            .replacing("@TIMEOUT@", with: String(l2Timeout))
+            .replacing("@APPEND@", with: append), permissions: 0o755)
+        // bulkhead-vmm without its debug info (a quarter of the size, same code).
+        let stripped = directory + "/bulkhead-vmm"
+        if (try? runTool(["strip", "-o", stripped, vmm])) == nil { try runTool(["cp", vmm, stripped]) }
+        try a.addHostFile("bin/bulkhead-vmm", from: stripped)
+        // The L2 files.
+        try a.addFile("l2/vmlinuz", contents: try readFile(kernel.vmlinuz))
+        let l2 = try l2Initramfs()
+        try a.addFile("l2/initramfs.cpio", contents: gzipInitramfs ? l2.gzipped() : l2.cpio())
+        try runTool(["mkdir", "-p", directory + "/disk"])
+        try writeFile(directory + "/disk/marker", Array((Self.diskMarker + "\n").utf8))
+        try runTool(["mke2fs", "-q", "-F", "-t", "ext4", "-d", directory + "/disk", directory + "/disk.ext4", "8M"])
+        try a.addHostFile("l2/disk.ext4", from: directory + "/disk.ext4")
+        try a.addFile("l2/vm.json", text: """
+            {"boot-source": {"kernel_image_path": "/l2/vmlinuz", "initrd_path": "/l2/initramfs.cpio", "boot_args": "\(append)"},
+             "drives": [{"drive_id": "disk", "path_on_host": "/l2/disk.ext4", "is_root_device": false, "is_read_only": true}],
+             "machine-config": {"vcpu_count": 1, "mem_size_mib": 256}}
+            """)
+        if withQEMUMicrovm {
+            // QEMU with the libraries ldd names and the microvm firmware.
+            try a.addHostFile("usr/bin/qemu-system-x86_64", from: qemu)
+            for line in try shellOutput("ldd '\(qemu)'").split(separator: "\n") {
+                let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+                let path = words.first { $0.hasPrefix("/") }
+                if let path { try a.addHostFile(String(path), from: String(path)) }
+            }
+            for rom in ["bios-microvm.bin", "linuxboot_dma.bin"] {
+                try a.addHostFile("usr/share/qemu/\(rom)", from: "/usr/share/qemu/\(rom)")
+            }
+        }
+        return a
+    }
+
+    /// Builds everything in a fresh directory, boots L1 and parses its console.
+    func run(timeoutSeconds: Double = 900) throws -> Result {
+        let directory = try makeTemporaryDirectory()
+        defer { removeTree(directory) }
+        try l1Initramfs(directory: directory).write(to: directory + "/l1.cpio")
+        let khz = (try? shellOutput("awk '/^cpu MHz/ {printf \"%d\", $4 * 1000; exit}' /proc/cpuinfo")) ?? ""
+        let argv = [qemu, "-accel", "tcg", "-cpu", "max", "-m", "2048", "-smp", "1",
+                    "-M", "microvm,acpi=on,isa-serial=on", "-nodefaults", "-no-user-config", "-nographic",
+                    "-serial", "stdio", "-no-reboot", "-kernel", kernel.vmlinuz, "-initrd", directory + "/l1.cpio",
+                    "-append", "console=ttyS0 loglevel=4" + (khz.isEmpty ? "" : " tsc_early_khz=\(khz)")]
+        let start = monotonicSeconds()
+        let process = try VMMProcess.spawn(argv, directory: directory)
+        _ = process.wait(seconds: timeoutSeconds)
+        let elapsed = monotonicSeconds() - start
+        let log = process.stdout + process.stderr
+        return Self.parse(log: log, l1Seconds: elapsed)
+    }
+
+    static func parse(log: String, l1Seconds: Double) -> Result {
+        var result = Result(l1Log: log, l1Seconds: l1Seconds, l1KVM: false, runs: [])
+        var current: Run?
+        // "\r\n" is one Character in Swift: split on both.
+        for raw in log.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }) {
+            var line = String(raw)
+            while line.hasSuffix("\r") || line.hasSuffix("\r\n") { line.removeLast() }
+            let words = line.split(separator: " ")
+            if line.hasPrefix("L1-KVM yes") { result.l1KVM = true }
+            if words.count == 3, words[0] == "L1-RUN-START" {
+                current = Run(label: String(words[1]), startUptime: Double(words[2]) ?? 0, lines: [])
+            } else if words.count == 3, words[0] == "L1-RUN-END", var run = current {
+                run.endUptime = Double(words[2])
+                result.runs.append(run)
+                current = nil
+            } else if line.hasPrefix("L2|"), current != nil {
+                let parts = line.split(separator: "|", maxSplits: 3, omittingEmptySubsequences: false)
+                guard parts.count == 4, let t = Double(parts[2]) else { continue }
+                let text = String(parts[3])
+                if text.hasPrefix("L2-EXIT ") { current!.exitStatus = Int(text.dropFirst(8)) }
+                current!.lines.append((t, text))
+            }
+        }
+        if let current { result.runs.append(current) }
+        return result
+    }
+}
+
+func monotonicSeconds() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
+}
+
+extension VMMProcess {
+    /// Any program, with stdout and stderr in files of `directory` (as the VMM's).
+    static func spawn(_ argv: [String], directory: String) throws -> VMMProcess {
+        try VMMProcess(program: argv[0], argv, directory: directory)
+    }
+}
