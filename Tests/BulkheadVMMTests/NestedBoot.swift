@@ -66,6 +66,14 @@ struct NestedBoot {
         mkdir -p /mnt
         if mount -t ext4 -o ro /dev/vda /mnt; then echo "BULKHEAD-DISK $(cat /mnt/marker)"
         else echo "BULKHEAD-DISK-FAILED devices: $(ls /sys/bus/virtio/devices 2>&1)"; dmesg | tail -20; fi
+        # The network (bulkhead-vmm's run has a virtio-net device on a TAP that L1 gives 10.0.2.1).
+        if [ -e /sys/class/net/eth0 ]; then
+          ip link set eth0 up && ip addr add 10.0.2.2/24 dev eth0
+          if ping -c 1 -W 3 10.0.2.1 >/dev/null 2>&1; then echo "BULKHEAD-NET ok $(cat /sys/class/net/eth0/address)"
+          else echo "BULKHEAD-NET-FAILED"; fi
+        else
+          echo "BULKHEAD-NET none"
+        fi
         # reboot -f does not wait for the tty to drain: give the last line time to leave.
         sleep 0.5
         reboot -f
@@ -96,6 +104,9 @@ struct NestedBoot {
         APPEND='@APPEND@'
         i=0
         while [ $i -le @RUNS@ ]; do
+          # The TAP appears when bulkhead-vmm opens it: give it L1's address once it exists.
+          ( j=0; while [ ! -e /sys/class/net/bhtap0 ] && [ $j -lt 200 ]; do sleep 0.05; j=$((j + 1)); done
+            ip addr add 10.0.2.1/24 dev bhtap0 && ip link set bhtap0 up ) &
           run bulkhead-vmm /bin/bulkhead-vmm --no-api --config-file /l2/vm.json
           if [ -x /usr/bin/qemu-system-x86_64 ]; then
             run qemu-microvm /usr/bin/qemu-system-x86_64 -L /usr/share/qemu -accel kvm -cpu host -m 256 -smp 1 \\
@@ -133,7 +144,7 @@ struct NestedBoot {
     func l2Initramfs() throws -> Initramfs {
         var a = Initramfs()
         try Self.addBusybox(&a, from: busybox)
-        try Self.addModules(&a, kernel: kernel, names: ["virtio_mmio", "virtio_blk"])
+        try Self.addModules(&a, kernel: kernel, names: ["virtio_mmio", "virtio_blk", "virtio_net"])
         try a.addFile("init", text: Self.l2Init, permissions: 0o755)
         return a
     }
@@ -142,7 +153,7 @@ struct NestedBoot {
     func l1Initramfs(directory: String) throws -> Initramfs {
         var a = Initramfs()
         try Self.addBusybox(&a, from: busybox)
-        try Self.addModules(&a, kernel: kernel, names: ["kvm_amd"])
+        try Self.addModules(&a, kernel: kernel, names: ["kvm_amd", "tun"])
         let append = Self.l2Append + (extraAppend.isEmpty ? "" : " " + extraAppend)
         try a.addFile("init", text: Self.l1Init
             .replacing("@RUNS@", with: String(runs))
@@ -163,6 +174,7 @@ struct NestedBoot {
         try a.addFile("l2/vm.json", text: """
             {"boot-source": {"kernel_image_path": "/l2/vmlinuz", "initrd_path": "/l2/initramfs.cpio", "boot_args": "\(append)"},
              "drives": [{"drive_id": "disk", "path_on_host": "/l2/disk.ext4", "is_root_device": false, "is_read_only": true}],
+             "network-interfaces": [{"iface_id": "eth0", "host_dev_name": "bhtap0", "guest_mac": "06:00:0a:00:02:02"}],
              "machine-config": {"vcpu_count": 1, "mem_size_mib": 256}}
             """)
         if withQEMUMicrovm {

@@ -27,7 +27,7 @@ let nestedPrerequisites: (kernel: GuestKernel?, reason: String) = {
     }
     let cache = getenv("BULKHEAD_KERNEL_CACHE").map { String(cString: $0) } ?? "/var/tmp/bulkhead-kernels"
     do {
-        let kernel = try GuestKernel.fetch(cacheDirectory: cache, modules: GuestKernel.guestModules + ["kvm_amd"])
+        let kernel = try GuestKernel.fetch(cacheDirectory: cache, modules: GuestKernel.guestModules + ["kvm_amd", "tun"])
         return (kernel, "")
     } catch {
         return (nil, "no cached kernel in \(cache) and fetching one failed: \(error)")
@@ -60,6 +60,9 @@ let nestedPrerequisites: (kernel: GuestKernel?, reason: String) = {
                     "L2 did not print \(NestedBoot.bootedMarker); last L2 lines:\n\(NestedBootReport.tail(run))")
             #expect(run.seconds(toLineContaining: "BULKHEAD-DISK \(NestedBoot.diskMarker)") != nil,
                     "L2 did not read the disk marker; last L2 lines:\n\(NestedBootReport.tail(run))")
+            // The stock kernel's virtio_net finds the device and reaches L1 through the TAP.
+            #expect(run.seconds(toLineContaining: "BULKHEAD-NET ok 06:00:0a:00:02:02") != nil,
+                    "L2 did not ping L1 over virtio-net; last L2 lines:\n\(NestedBootReport.tail(run))")
             #expect(run.exitStatus == 0, "bulkhead-vmm exit \(run.exitStatus.map(String.init) ?? "?") (124 = timeout)")
         }
     }
