@@ -76,7 +76,7 @@ private func seccompSpawn(_ argv: [String], dir: String?) -> SeccompProcess {
     let cArgs = argv.map { strdup($0) } + [nil]
     defer { for a in cArgs { free(a) } }
     var pid: pid_t = 0
-    let rc = posix_spawn(&pid, argv[0], &actions, nil, cArgs, environ)
+    let rc = spawnRegistered(&pid) { posix_spawn(&$0, argv[0], &actions, nil, cArgs, environ) }
     precondition(rc == 0, "posix_spawn \(argv[0]): \(String(cString: strerror(rc)))")
     return SeccompProcess(pid: pid, outPath: out, errPath: err)
 }

@@ -152,13 +152,19 @@ func spawnProcess(_ argv: [String], stdin: Int32? = nil, stdout: Int32, stderr: 
     var pid: pid_t = 0
     let cArgs = argv.map { strdup($0) } + [nil]
     defer { cArgs.forEach { free($0) } }
-    let rc = spawnedLock.withLock {
-        let rc = posix_spawn(&pid, argv[0], &actions, &attributes, cArgs, environ)
+    let rc = spawnRegistered(&pid) { posix_spawn(&$0, argv[0], &actions, &attributes, cArgs, environ) }
+    if rc != 0 { throw TestError("posix_spawn \(argv[0]): errno \(rc)") }
+    return pid
+}
+
+/// Runs `spawn` (a posix_spawn that sets the pid) so that the orphan reaper, which runs while
+/// other suites work in parallel, never reaps the child: its test waits for it.
+func spawnRegistered(_ pid: inout pid_t, _ spawn: (inout pid_t) -> Int32) -> Int32 {
+    spawnedLock.withLock {
+        let rc = spawn(&pid)
         if rc == 0 { spawnedPids.insert(pid) }
         return rc
     }
-    if rc != 0 { throw TestError("posix_spawn \(argv[0]): errno \(rc)") }
-    return pid
 }
 
 /// Children the tests spawned themselves: each is waited for by the test that spawned it, so the
