@@ -141,7 +141,8 @@ public struct ContainerPlan {
             }
         }
         // The user namespace is joined first: the others are owned by it.
-        joinNamespaces.sort { a, _ in a.type == NamespaceKind.cloneFlags["user"]! }
+        let userFlag = NamespaceKind.cloneFlags["user"]!
+        joinNamespaces = joinNamespaces.filter { $0.type == userFlag } + joinNamespaces.filter { $0.type != userFlag }
         // Without a mount namespace entry the container shares the runtime's (the spec's rule):
         // its mounts land there, under the rootfs, and delete takes them away.
         hostMountNamespace = !(linux.namespaces ?? []).contains { $0.type == "mount" }

@@ -146,14 +146,7 @@ public struct ContainerRuntime {
                 hooks: spec.hooks, namespaces: spec.linux?.namespaces?.map(\.type),
                 hostMounts: plan.hostMountNamespace ? true : nil)
             try store.write(record)
-            if let pidFile = request.pidFile {
-                let path = Files.absolute(pidFile, relativeTo: Files.currentDirectory())
-                do {
-                    try Files.writeAtomically(path, Array("\(pid)".utf8), mode: 0o644)
-                } catch {
-                    throw RuntimeError("cannot write pid file: \(error)")
-                }
-            }
+            if let pidFile = request.pidFile { try writePidFile(pidFile, pid: pid) }
             return Created(pid: pid, record: record)
         } catch {
             undo()

@@ -63,65 +63,42 @@ extension ContainerRuntime {
                                      seccomp: spec.linux?.seccomp, preserveFds: request.preserveFds)
         let cgroup = try cgroup(of: record)
 
-        var signals: Int32 = -1
-        if !request.detach {
-            LinuxProcess.becomeSubreaper()
-            _ = bh_block_catchable_signals()
-            signals = bh_signalfd_all_catchable()
-            if signals < 0 { _ = bh_unblock_signals(); throw RuntimeError("\(SystemError("signalfd"))") }
-        }
-        defer {
-            if signals >= 0 { close(signals); _ = bh_unblock_signals() }
-        }
-        var pair: [Int32] = [-1, -1]
-        if socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) != 0 {
-            throw RuntimeError("\(SystemError("socketpair"))")
-        }
-        defer { close(pair[0]); close(pair[1]) }
-
+        let session = request.detach ? nil : try ForegroundSession()
         var spawnRequest = CreateRequest(id: id, bundle: record.bundle, pidFile: request.pidFile,
                                          consoleSocket: request.consoleSocket, noNewKeyring: true,
                                          preserveFds: request.preserveFds)
-        spawnRequest.terminalSocket = pair[1]
+        spawnRequest.terminalSocket = session?.childTerminalSocket
         var quiet = spec
         quiet.hooks = nil
         let pid = try spawn(plan: plan, spec: quiet, bundle: record.bundle, request: spawnRequest, cgroup: cgroup,
                             waitForStart: false)
         if let pidFile = request.pidFile {
             do {
-                try Files.writeAtomically(Files.absolute(pidFile, relativeTo: Files.currentDirectory()), Array("\(pid)".utf8), mode: 0o644)
+                try writePidFile(pidFile, pid: pid)
             } catch {
                 Glibc.kill(pid, SIGKILL)
-                throw RuntimeError("cannot write pid file: \(error)")
+                throw error
             }
         }
-        if request.detach { return 0 }
-
-        var terminal: Int32 = -1
-        if plan.terminal && request.consoleSocket == nil {
-            _ = bh_fcntl_setfl(pair[0], bh_fcntl_getfl(pair[0]) | O_NONBLOCK)
-            terminal = bh_recv_fd(pair[0])
-        }
+        guard let session else { return 0 }
+        let terminal = plan.terminal && request.consoleSocket == nil ? session.receiveTerminal() : -1
         defer { if terminal >= 0 { close(terminal) } }
-        return terminal >= 0
-            ? TerminalProxy(master: terminal).run(container: pid, signals: signals)
-            : waitForContainer(pid: pid, signals: signals)
+        return session.wait(for: pid, terminal: terminal)
     }
 
     /// The container's namespaces that differ from ours, user first: joining one we are already
     /// in fails (EINVAL for a user namespace), and is pointless for the others.
     func namespacesToJoin(_ pid: Int32) throws(RuntimeError) -> [(type: Int32, path: String)] {
-        let files: [(String, String)] = [("user", "user"), ("mount", "mnt"), ("pid", "pid"), ("network", "net"),
-                                         ("ipc", "ipc"), ("uts", "uts"), ("cgroup", "cgroup"), ("time", "time")]
         var join: [(type: Int32, path: String)] = []
-        for (type, file) in files {
+        let ownPid = getpid()
+        for type in NamespaceKind.joinOrder {
             var mine = stat(), theirs = stat()
-            let path = "/proc/\(pid)/ns/\(file)"
+            let path = NamespaceKind.procPath(type, pid: pid)
             guard stat(path, &theirs) == 0 else {
                 if errno == ENOENT && type == "time" { continue }
                 throw RuntimeError("exec: \(SystemError("stat", path: path))")
             }
-            if stat("/proc/self/ns/\(file)", &mine) == 0 && mine.st_ino == theirs.st_ino && mine.st_dev == theirs.st_dev {
+            if stat(NamespaceKind.procPath(type, pid: ownPid), &mine) == 0 && mine.st_ino == theirs.st_ino && mine.st_dev == theirs.st_dev {
                 continue
             }
             join.append((NamespaceKind.cloneFlags[type]!, path))

@@ -20,31 +20,12 @@ extension ContainerRuntime {
             return 0
         }
 
-        // Orphans of the container (without its own pid namespace) come to us, and we reap them.
-        LinuxProcess.becomeSubreaper()
-        // Every signal we can catch goes to the container instead; SIGCHLD tells us it exited.
-        _ = bh_block_catchable_signals()
-        defer { _ = bh_unblock_signals() }
-        let signals = bh_signalfd_all_catchable()
-        if signals < 0 { throw RuntimeError("\(SystemError("signalfd"))") }
-        defer { close(signals) }
-
-        // Where the container's terminal arrives if it has one.
-        var pair: [Int32] = [-1, -1]
-        if socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) != 0 {
-            throw RuntimeError("\(SystemError("socketpair"))")
-        }
-        defer { close(pair[0]); close(pair[1]) }
+        let session = try ForegroundSession()
         var request = request
-        request.terminalSocket = pair[1]
-
+        request.terminalSocket = session.childTerminalSocket
         let created = try create(request, lock: try store.reserve(request.id))
-        var terminal: Int32 = -1
-        if request.consoleSocket == nil {
-            // The child sent the pty master before it reported ready, if it made one.
-            _ = bh_fcntl_setfl(pair[0], bh_fcntl_getfl(pair[0]) | O_NONBLOCK)
-            terminal = bh_recv_fd(pair[0])
-        }
+        // The child sent the pty master before it reported ready, if it made one.
+        let terminal = request.consoleSocket == nil ? session.receiveTerminal() : -1
         defer { if terminal >= 0 { close(terminal) } }
         do {
             try start(created.record)
@@ -53,21 +34,20 @@ extension ContainerRuntime {
             throw error
         }
 
-        let status = terminal >= 0
-            ? TerminalProxy(master: terminal).run(container: created.pid, signals: signals)
-            : waitForContainer(pid: created.pid, signals: signals)
+        let status = session.wait(for: created.pid, terminal: terminal)
         if !keep { try delete(request.id, force: true) }
         return status
     }
 
-    /// Waits for our child `pid`, forwarding signals to it and reaping every other child.
-    func waitForContainer(pid: Int32, signals: Int32) -> Int32 {
-        while true {
-            if let status = Self.reap(pid) { return status }
-            let signal = bh_read_signal(signals)
-            if signal > 0 && signal != SIGCHLD { Glibc.kill(pid, signal) }
+    /// Writes `pid` to the --pid-file `path` (relative to the working directory), atomically.
+    func writePidFile(_ path: String, pid: Int32) throws(RuntimeError) {
+        do {
+            try Files.writeAtomically(Files.absolute(path, relativeTo: Files.currentDirectory()), Array("\(pid)".utf8), mode: 0o644)
+        } catch {
+            throw RuntimeError("cannot write pid file: \(error)")
         }
     }
+
 
     /// Reaps every exited child; returns `pid`'s exit status once it is among them.
     static func reap(_ pid: Int32) -> Int32? {
@@ -88,6 +68,60 @@ extension ContainerRuntime {
         let signal = status & 0x7f
         if signal == 0 { return (status >> 8) & 0xff }
         return 128 + signal
+    }
+}
+
+/// What a foreground `run` or `exec` holds while its process runs: it is a child subreaper (so
+/// orphans of a container without its own pid namespace come to it and are reaped), every signal
+/// it can catch is blocked and read from a signalfd (to be forwarded; SIGCHLD tells of the exit),
+/// and a socket pair receives the process's pty when it gets a terminal and no --console-socket.
+final class ForegroundSession {
+    let signals: Int32
+    private let terminalSockets: [Int32]
+    var childTerminalSocket: Int32 { terminalSockets[1] }
+
+    init() throws(RuntimeError) {
+        LinuxProcess.becomeSubreaper()
+        _ = bh_block_catchable_signals()
+        signals = bh_signalfd_all_catchable()
+        if signals < 0 {
+            let error = SystemError("signalfd")
+            _ = bh_unblock_signals()
+            throw RuntimeError("\(error)")
+        }
+        var pair: [Int32] = [-1, -1]
+        if socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) != 0 {
+            let error = SystemError("socketpair")
+            close(signals)
+            _ = bh_unblock_signals()
+            throw RuntimeError("\(error)")
+        }
+        terminalSockets = pair
+    }
+
+    deinit {
+        close(terminalSockets[0])
+        close(terminalSockets[1])
+        close(signals)
+        _ = bh_unblock_signals()
+    }
+
+    /// The pty master the child sent, or -1 when it made no terminal (it sends before it reports
+    /// ready, so nothing is waited for).
+    func receiveTerminal() -> Int32 {
+        _ = bh_fcntl_setfl(terminalSockets[0], bh_fcntl_getfl(terminalSockets[0]) | O_NONBLOCK)
+        return bh_recv_fd(terminalSockets[0])
+    }
+
+    /// Waits for our child `pid` (proxying `terminal` when it is one), forwarding signals to it
+    /// and reaping every other child; returns its exit status as a shell reports it.
+    func wait(for pid: Int32, terminal: Int32) -> Int32 {
+        if terminal >= 0 { return TerminalProxy(master: terminal).run(container: pid, signals: signals) }
+        while true {
+            if let status = ContainerRuntime.reap(pid) { return status }
+            let signal = bh_read_signal(signals)
+            if signal > 0 && signal != SIGCHLD { Glibc.kill(pid, signal) }
+        }
     }
 }
 
@@ -144,14 +178,7 @@ struct TerminalProxy {
         let n = buffer.withUnsafeMutableBytes { read(from, $0.baseAddress, $0.count) }
         if n < 0 && errno == EINTR { return true }
         if n <= 0 { return false }
-        var offset = 0
-        while offset < n {
-            let w = buffer.withUnsafeBytes { write(to, $0.baseAddress! + offset, n - offset) }
-            if w < 0 && errno == EINTR { continue }
-            if w <= 0 { return false }
-            offset += w
-        }
-        return true
+        return (try? Files.writeAll(to, Array(buffer[0..<n]), path: "fd \(to)")) != nil
     }
 
     func copyWindowSize() {

@@ -78,13 +78,11 @@ struct HookRunner {
             var fds: [Int32] = []
             var types: [Int32] = []
             defer { for fd in fds { close(fd) } }
-            // User first: the others belong to it.
-            let ordered = namespaces.types.sorted { a, _ in a == "user" }
-            for type in ordered {
+            for type in NamespaceKind.joinOrder where namespaces.types.contains(type) {
                 guard let flag = NamespaceKind.cloneFlags[type] else { continue }
-                let file = ["network": "net", "mount": "mnt"][type] ?? type
-                let fd = open("/proc/\(namespaces.pid)/ns/\(file)", O_RDONLY | O_CLOEXEC)
-                if fd < 0 { close(pipeFds[0]); close(pipeFds[1]); throw RuntimeError("\(name): \(SystemError("open", path: "/proc/\(namespaces.pid)/ns/\(file)"))") }
+                let path = NamespaceKind.procPath(type, pid: namespaces.pid)
+                let fd = open(path, O_RDONLY | O_CLOEXEC)
+                if fd < 0 { close(pipeFds[0]); close(pipeFds[1]); throw RuntimeError("\(name): \(SystemError("open", path: path))") }
                 fds.append(fd)
                 types.append(flag)
             }

@@ -32,21 +32,12 @@ enum CgroupFiles {
     static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
     static func read(_ path: String, operation: String = "read") throws(CgroupError) -> String {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        if fd < 0 { throw CgroupError(operation: operation, path: path, errno: Glibc.errno, message: "cannot open") }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if Glibc.errno == EINTR { continue }
-                throw CgroupError(operation: operation, path: path, errno: Glibc.errno, message: "cannot read")
-            }
-            if n == 0 { break }
-            bytes += buffer[0..<n]
+        do {
+            return try Files.readString(path)
+        } catch {
+            throw CgroupError(operation: operation, path: path, errno: error.errno,
+                              message: error.operation == "open" ? "cannot open" : "cannot read")
         }
-        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Reads a file, or nil when it cannot be read (used where absence is an answer, not an error).

@@ -7,25 +7,44 @@ public enum Files {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         if fd < 0 { throw SystemError("open", path: path) }
         defer { close(fd) }
-        // Read straight into the result's spare capacity: no zero-filled bounce buffer (kernel
-        // files report size 0, so the size cannot be asked first).
+        return try readAll(fd, path: path)
+    }
+
+    /// Everything `fd` gives until end of file; `path` names it in errors. Reads straight into
+    /// the result's spare capacity: no zero-filled bounce buffer (kernel files report size 0, so
+    /// the size cannot be asked first).
+    public static func readAll(_ fd: Int32, path: String) throws(SystemError) -> [UInt8] {
         var result: [UInt8] = []
         var capacity = 4096
         while true {
             if result.count == capacity { capacity *= 2 }
-            var n = 0
             let start = result.count
             result.append(contentsOf: repeatElement(0, count: capacity - start))
-            n = result.withUnsafeMutableBytes { read(fd, $0.baseAddress! + start, capacity - start) }
+            let n = result.withUnsafeMutableBytes { read(fd, $0.baseAddress! + start, capacity - start) }
             if n < 0 {
                 result.removeSubrange(start...)
                 if errno == EINTR { continue }
                 throw SystemError("read", path: path)
             }
             result.removeSubrange((start + n)...)
-            if n == 0 { break }
+            if n == 0 { return result }
         }
-        return result
+    }
+
+    /// Writes all of `bytes` to `fd`, going on after partial writes; `path` names it in errors.
+    /// Empty bytes are one empty write: kernel interface files see it.
+    public static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws(SystemError) {
+        var offset = 0
+        repeat {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress.map { $0 + offset }, $0.count - offset) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SystemError("write", path: path)
+            }
+            // A write that takes nothing of a non-empty rest would never end.
+            if n == 0 && offset < bytes.count { throw SystemError("write", path: path, errno: EIO) }
+            offset += n
+        } while offset < bytes.count
     }
 
     public static func readString(_ path: String) throws(SystemError) -> String {
@@ -38,16 +57,7 @@ public enum Files {
         let fd = open(path, O_WRONLY | O_CLOEXEC | (create ? O_CREAT | O_TRUNC : 0), mode)
         if fd < 0 { throw SystemError("open", path: path) }
         defer { close(fd) }
-        var offset = 0
-        while offset < bytes.count || bytes.isEmpty {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw SystemError("write", path: path)
-            }
-            offset += n
-            if bytes.isEmpty { break }
-        }
+        try writeAll(fd, bytes, path: path)
     }
 
     public static func write(_ path: String, _ text: String, create: Bool = false) throws(SystemError) {

@@ -69,6 +69,16 @@ public enum NamespaceKind {
         "user": 0x1000_0000, "pid": 0x2000_0000, "network": 0x4000_0000, "ipc": 0x0800_0000,
         "uts": 0x0400_0000, "mount": 0x0002_0000, "cgroup": 0x0200_0000, "time": 0x0000_0080,
     ]
+
+    /// Every type in the order a process joins them: the user namespace first, since it owns
+    /// the others.
+    public static let joinOrder = ["user", "mount", "pid", "network", "ipc", "uts", "cgroup", "time"]
+
+    /// The file of a process's namespace of `type`: /proc/PID/ns/<file>.
+    public static func procPath(_ type: String, pid: Int32) -> String {
+        let file = ["network": "net", "mount": "mnt"][type] ?? type
+        return "/proc/\(pid)/ns/\(file)"
+    }
 }
 
 /// Resource limit names of the runtime spec and their numbers.

@@ -26,14 +26,8 @@ public enum Subprocess {
         close(pipeFds[1])
         defer { close(pipeFds[0]) }
         if r != 0 { throw SystemError("spawn", path: argv[0], errno: r) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { read(pipeFds[0], $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            bytes.append(contentsOf: buffer[0..<n])
-        }
+        // Read to the end before waiting: a child blocked on a full pipe would never exit.
+        let bytes = (try? Files.readAll(pipeFds[0], path: argv[0])) ?? []
         var status: Int32 = 0
         _ = retryingEINTR { waitpid(pid, &status, 0) }
         if status != 0 { throw Failure(command: argv, status: status) }

@@ -74,12 +74,6 @@ func writeStderr(_ text: String) { writeAll(2, text) }
 func output(_ text: some StringProtocol, newline: Bool = true) { writeAll(1, newline ? text + "\n" : String(text)) }
 
 func writeAll(_ fd: Int32, _ text: String) {
-    var bytes = Array(text.utf8)
-    var offset = 0
-    while offset < bytes.count {
-        let n = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
-        if n < 0 && errno == EINTR { continue }
-        if n <= 0 { return }
-        offset += n
-    }
+    // Nothing to do about a failing stdout or stderr but to stop writing to it.
+    try? Files.writeAll(fd, Array(text.utf8), path: "fd \(fd)")
 }

@@ -20,7 +20,7 @@ enum UpdateCommand {
         if let source = a["resources"] {
             let bytes: [UInt8]
             do {
-                bytes = source == "-" ? try readAll(0) : try Files.readBytes(source)
+                bytes = source == "-" ? try Files.readAll(0, path: "stdin") : try Files.readBytes(source)
             } catch {
                 throw RuntimeError("update: --resources: \(error)")
             }
@@ -80,18 +80,6 @@ enum UpdateCommand {
         }
         guard let n = Int64(lower), n >= 0 else { return nil }
         return n
-    }
-
-    static func readAll(_ fd: Int32) throws -> [UInt8] {
-        var out: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 { throw SystemError("read", path: "stdin") }
-            if n == 0 { return out }
-            out += buffer[0..<n]
-        }
     }
 }
 
