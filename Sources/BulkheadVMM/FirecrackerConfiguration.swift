@@ -99,14 +99,10 @@ public struct FirecrackerConfiguration: Equatable, Sendable {
             if let v = r.raw(key) { config.ignored[key] = v }
         }
         try r.finish()
-        // Firecracker's limits first (1-32 vCPUs, even with SMT), then this VMM's: one vCPU so far.
-        guard (1...32).contains(config.vcpuCount) else {
+        // Firecracker's limits: 1-32 vCPUs, and with SMT (two threads per core) 1 or an even number.
+        guard (1...32).contains(config.vcpuCount), !config.smt || config.vcpuCount == 1 || config.vcpuCount % 2 == 0 else {
             throw FirecrackerError("The vCPU number is invalid! The vCPU number can only be 1 or an even number when SMT is enabled (`vcpu_count` \(config.vcpuCount), allowed 1-32).")
         }
-        guard config.vcpuCount == 1 else {
-            throw FirecrackerError("`vcpu_count` \(config.vcpuCount) is not supported: bulkhead-vmm runs one vCPU so far.")
-        }
-        guard !config.smt else { throw FirecrackerError("`smt` true needs more than one vCPU; bulkhead-vmm runs one.") }
         guard config.memSizeMib > 2, config.memSizeMib <= 3072 else {
             throw FirecrackerError("The memory size (MiB) is invalid (`mem_size_mib` \(config.memSizeMib)): bulkhead-vmm takes 3 to 3072 MiB (RAM ends below the 32-bit MMIO gap).")
         }

@@ -1,11 +1,10 @@
 import Glibc
 
 /// One microVM driven the Firecracker way: configured piece by piece (API requests or a config
-/// file), then started once. The guest's vCPU runs on its own thread, so the API stays responsive
-/// while it runs; pause and resume kick the vCPU out of KVM_RUN and park the thread.
+/// file), then started once. Each vCPU runs on its own thread (VCPUThreads), so the API stays
+/// responsive while the guest runs; pause and resume kick the vCPUs out of KVM_RUN and park them.
 ///
-/// The API thread calls everything here except `vcpuThreadMain`; the shared state (run state,
-/// pause request) is behind `lock`.
+/// The API thread calls everything here; the run state is behind `lock`.
 public final class FirecrackerVMM: @unchecked Sendable {
     public enum State: String, Sendable {
         case notStarted = "Not started"
@@ -36,15 +35,11 @@ public final class FirecrackerVMM: @unchecked Sendable {
     public var seccomp = SeccompPolicy.off
 
     public private(set) var microVM: MicroVM?
+    /// The vCPU threads, once started.
+    private var vcpuThreads: VCPUThreads?
     private var state = State.notStarted
-    private var pauseRequested = false
-    private var parked = false
-    private var finished = false
-    private var guestExit: VMExit?
-    private var vcpuThread = pthread_t()
     private var vmmThread = pthread_t()
     private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let changed = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     /// Requests served, reported by FlushMetrics (counted on the API thread only).
     var apiRequests = 0
 
@@ -53,7 +48,6 @@ public final class FirecrackerVMM: @unchecked Sendable {
         self.logger = logger
         bootTimerEnabled = bootTimer
         pthread_mutex_init(lock, nil)
-        pthread_cond_init(changed, nil)
     }
 
     public var currentState: State {
@@ -76,7 +70,8 @@ public final class FirecrackerVMM: @unchecked Sendable {
             try Self.readFile(path, what: "initrd (`initrd_path`)")
         }
         return MicroVMConfiguration(
-            memorySize: configuration.machineConfig.memSizeMib << 20, kernel: kernel,
+            memorySize: configuration.machineConfig.memSizeMib << 20,
+            vcpuCount: Int(configuration.machineConfig.vcpuCount), smt: configuration.machineConfig.smt, kernel: kernel,
             commandLine: configuration.kernelCommandLine, initrd: initrd,
             blockDevices: configuration.drives.map {
                 // The drive ID doubles as the disk's serial (VIRTIO_BLK_T_GET_ID), as Firecracker does.
@@ -101,7 +96,7 @@ public final class FirecrackerVMM: @unchecked Sendable {
             vm = try MicroVM(vmConfiguration)
             if bootTimerEnabled {
                 let logger = self.logger
-                try vm.runLoop.mmio.register(BootTimer(start: startTime) { logger.info($0) },
+                try vm.mmio.register(BootTimer(start: startTime) { logger.info($0) },
                                              base: BootTimer.address, length: BootTimer.length)
             }
         } catch {
@@ -109,24 +104,22 @@ public final class FirecrackerVMM: @unchecked Sendable {
         }
         let output = serialOutput
         vm.serial.onOutput = output
+        let logger = self.logger, seccomp = self.seccomp
+        let threads = VCPUThreads(runLoops: vm.runLoops) { _ in
+            // The kick handler first: sigaction is setup, not run time.
+            VCPURunLoop.installKickSignalHandler()
+            try ThreadConfinement.confineCurrentThread(.vcpu, policy: seccomp)
+        }
+        do {
+            try threads.start()
+        } catch {
+            throw FirecrackerError("Cannot start microvm: \(error)")
+        }
         microVM = vm
+        vcpuThreads = threads
         pthread_mutex_lock(lock)
         state = .running
         pthread_mutex_unlock(lock)
-        let unmanaged = Unmanaged.passRetained(self)
-        let created = pthread_create(&vcpuThread, nil, { raw in
-            let vmm = Unmanaged<FirecrackerVMM>.fromOpaque(raw!).takeRetainedValue()
-            vmm.vcpuThreadMain()
-            return nil
-        }, unmanaged.toOpaque())
-        if created != 0 {
-            unmanaged.release()
-            pthread_mutex_lock(lock)
-            state = .notStarted
-            pthread_mutex_unlock(lock)
-            microVM = nil
-            throw FirecrackerError("Cannot start microvm: pthread_create: \(String(cString: strerror(created)))")
-        }
         if supervise {
             let retained = Unmanaged.passRetained(self)
             let createdVMM = pthread_create(&vmmThread, nil, { raw in
@@ -139,11 +132,11 @@ public final class FirecrackerVMM: @unchecked Sendable {
                 logger.error("pthread_create (VMM thread): \(String(cString: strerror(createdVMM)))")
             }
         }
-        logger.info("Started the microVM (InstanceStart).")
+        logger.info("Started the microVM (InstanceStart), \(vm.vcpus.count) vCPU(s).")
     }
 
-    /// The VMM thread: confines itself, waits until the guest stops for good, then reports it
-    /// through `onGuestExit` (which ends bulkhead-vmm). Does not return.
+    /// The VMM thread: confines itself, waits until the guest stops for good (its vCPU threads
+    /// all ended), then reports it through `onGuestExit` (which ends bulkhead-vmm). Does not return.
     public func superviseGuest() -> Never {
         do {
             try ThreadConfinement.confineCurrentThread(.vmm, policy: seccomp)
@@ -151,89 +144,39 @@ public final class FirecrackerVMM: @unchecked Sendable {
             logger.error("\(error)")
             Glibc.exit(1)
         }
-        pthread_mutex_lock(lock)
-        while !finished { pthread_cond_wait(changed, lock) }
-        let exit = guestExit ?? .failed("the vCPU thread ended without an exit")
-        pthread_mutex_unlock(lock)
-        logger.info("Guest vCPU stopped: \(exit)")
+        let exit = vcpuThreads?.waitForExit() ?? .failed("the microVM was not started")
+        logger.info("Guest stopped: \(exit)")
         onGuestExit(exit)
         // onGuestExit normally ends the process; park otherwise (tests).
         while true { Glibc.pause() }
     }
 
-    /// Runs the guest; parks while paused; reports the final exit.
-    private func vcpuThreadMain() {
-        guard let vm = microVM else { return }
-        // The kick handler first: sigaction is setup, not run time.
-        VCPURunLoop.installKickSignalHandler()
-        do {
-            try ThreadConfinement.confineCurrentThread(.vcpu, policy: seccomp)
-        } catch {
-            logger.error("\(error)")
-            pthread_mutex_lock(lock)
-            finished = true
-            guestExit = .failed("\(error)")
-            pthread_cond_broadcast(changed)
-            pthread_mutex_unlock(lock)
-            return
-        }
-        while true {
-            let exit = vm.run()
-            pthread_mutex_lock(lock)
-            if exit == .stopped {
-                if pauseRequested {
-                    parked = true
-                    state = .paused
-                    pthread_cond_broadcast(changed)
-                    while pauseRequested { pthread_cond_wait(changed, lock) }
-                    parked = false
-                    state = .running
-                    pthread_cond_broadcast(changed)
-                }
-                pthread_mutex_unlock(lock)
-                continue
-            }
-            finished = true
-            guestExit = exit
-            pthread_cond_broadcast(changed)
-            pthread_mutex_unlock(lock)
-            return
-        }
-    }
-
-    /// PATCH /vm {"state": "Paused"}: returns once the vCPU is out of KVM_RUN and parked.
+    /// PATCH /vm {"state": "Paused"}: returns once every vCPU is out of KVM_RUN and parked.
     public func pause() throws(FirecrackerError) {
-        guard let vm = microVM else {
+        guard let vm = microVM, let threads = vcpuThreads else {
             throw FirecrackerError("The requested operation is not supported before starting the microVM.")
         }
-        pthread_mutex_lock(lock)
-        defer { pthread_mutex_unlock(lock) }
-        pauseRequested = true
-        // A kick that lands between two KVM_RUN calls only sets immediate_exit: repeat until parked.
-        while !parked && !finished {
-            vm.runLoop.stop(thread: vcpuThread)
-            var deadline = timespec()
-            clock_gettime(CLOCK_REALTIME, &deadline)
-            deadline.tv_nsec += 10_000_000
-            if deadline.tv_nsec >= 1_000_000_000 { deadline.tv_sec += 1; deadline.tv_nsec -= 1_000_000_000 }
-            pthread_cond_timedwait(changed, lock, &deadline)
-        }
+        threads.pause()
         vm.eventLoop.setPaused(true)
+        setState(.paused)
         logger.info("Paused the microVM.")
     }
 
     /// PATCH /vm {"state": "Resumed"}.
     public func resume() throws(FirecrackerError) {
-        guard let vm = microVM else {
+        guard let vm = microVM, let threads = vcpuThreads else {
             throw FirecrackerError("The requested operation is not supported before starting the microVM.")
         }
         vm.eventLoop.setPaused(false)
-        pthread_mutex_lock(lock)
-        defer { pthread_mutex_unlock(lock) }
-        pauseRequested = false
-        pthread_cond_broadcast(changed)
-        while parked && !finished { pthread_cond_wait(changed, lock) }
+        threads.resume()
+        setState(.running)
         logger.info("Resumed the microVM.")
+    }
+
+    private func setState(_ value: State) {
+        pthread_mutex_lock(lock)
+        state = value
+        pthread_mutex_unlock(lock)
     }
 
     /// SendCtrlAltDel: the key presses go to the guest's i8042, which a Linux guest turns into a

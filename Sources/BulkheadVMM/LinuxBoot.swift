@@ -79,4 +79,13 @@ public enum LinuxBoot {
         try vcpu.resetFPU()
         try vcpu.setLocalInterruptLines()
     }
+
+    /// Sets up another vCPU: CPUID, boot MSRs and LINT pins only. Its registers need nothing: KVM
+    /// holds it until the guest's INIT/SIPI, which resets them and starts it in real mode at the
+    /// SIPI vector (Linux's trampoline).
+    public static func configureApplicationProcessor(_ vcpu: VCPU, cpuid: [CPUIDEntry]) throws(KVMError) {
+        try vcpu.setCPUID(cpuid)
+        try vcpu.setMSRs(bootMSRs)
+        try vcpu.setLocalInterruptLines()
+    }
 }

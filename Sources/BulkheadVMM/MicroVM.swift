@@ -47,10 +47,14 @@ public struct VsockConfiguration: Sendable, Equatable {
     }
 }
 
-/// What to boot: RAM size, a kernel (an ELF64 vmlinux or test guest, or a bzImage), its command
-/// line, an initrd, and disks.
+/// What to boot: RAM size, vCPUs, a kernel (an ELF64 vmlinux or test guest, or a bzImage), its
+/// command line, an initrd, and disks.
 public struct MicroVMConfiguration: Sendable {
     public var memorySize: UInt64
+    /// 1-32 vCPUs (Firecracker's range), each on its own thread.
+    public var vcpuCount: Int
+    /// Two hyperthreads per core in the CPUID topology (Firecracker's `smt`); needs an even count.
+    public var smt: Bool
     public var kernel: [UInt8]
     public var commandLine: String
     public var initrd: [UInt8]?
@@ -62,9 +66,11 @@ public struct MicroVMConfiguration: Sendable {
     /// A virtio-vsock device, last.
     public var vsock: VsockConfiguration?
 
-    public init(memorySize: UInt64, kernel: [UInt8], commandLine: String, initrd: [UInt8]? = nil,
-                blockDevices: [BlockDeviceConfiguration] = [], entropy: Bool = false,
+    public init(memorySize: UInt64, vcpuCount: Int = 1, smt: Bool = false, kernel: [UInt8], commandLine: String,
+                initrd: [UInt8]? = nil, blockDevices: [BlockDeviceConfiguration] = [], entropy: Bool = false,
                 networkInterfaces: [NetworkInterfaceConfiguration] = [], vsock: VsockConfiguration? = nil) {
+        self.vcpuCount = vcpuCount
+        self.smt = smt
         self.vsock = vsock
         self.networkInterfaces = networkInterfaces
         self.memorySize = memorySize
@@ -76,8 +82,9 @@ public struct MicroVMConfiguration: Sendable {
     }
 }
 
-/// A one-vCPU microVM booted directly at a kernel's 64-bit entry, with COM1, the i8042 (reset line, Ctrl-Alt-Del on IRQ 1),
-/// and virtio-blk disks and virtio-rng on virtio-mmio, all described to the guest in ACPI tables.
+/// A microVM booted directly at a kernel's 64-bit entry, with 1-32 vCPUs, COM1, the i8042 (reset
+/// line, Ctrl-Alt-Del on IRQ 1), and virtio devices on virtio-mmio, all described to the guest in
+/// ACPI tables. vCPU 0 starts at the kernel's entry; the others wait for the guest's INIT/SIPI.
 ///
 /// Everything that can be checked without KVM (memory size, the kernel image, the command line) is
 /// checked before /dev/kvm is touched, so a bad guest is refused before anything runs.
@@ -91,8 +98,11 @@ public final class MicroVM {
     public let serial = Serial8250()
     public let i8042 = I8042()
     public let vm: VirtualMachine
-    public let vcpu: VCPU
-    public let runLoop: VCPURunLoop
+    public let vcpus: [VCPU]
+    /// One run loop per vCPU; they share the port and MMIO buses (devices lock their own state).
+    public let runLoops: [VCPURunLoop]
+    /// The MMIO bus of every vCPU (bulkhead-vmm adds the boot-timer device to it before start).
+    public let mmio: MMIOBus
     /// The virtio-mmio transports, in configuration order: disks, the entropy device, network interfaces, vsock.
     public let virtioDevices: [VirtioMMIOTransport]
     /// The thread that moves host input (TAP frames) into the devices' queues.
@@ -105,6 +115,13 @@ public final class MicroVM {
         guard size % 4096 == 0, size > 2 * BootLayout.highMemoryStart, size <= BootLayout.mmioGapStart else {
             throw VMMError.invalidConfiguration(
                 "memory size \(size) must be a multiple of 4096 between 2 MiB and 3 GiB (RAM ends below the MMIO gap)")
+        }
+        guard (1...32).contains(configuration.vcpuCount) else {
+            throw VMMError.invalidConfiguration("\(configuration.vcpuCount) vCPUs: a microVM has 1 to 32")
+        }
+        guard !configuration.smt || configuration.vcpuCount == 1 || configuration.vcpuCount % 2 == 0 else {
+            throw VMMError.invalidConfiguration(
+                "\(configuration.vcpuCount) vCPUs with SMT: two threads per core need an even number (or 1)")
         }
         let deviceCount = configuration.blockDevices.count + (configuration.entropy ? 1 : 0)
             + configuration.networkInterfaces.count + (configuration.vsock == nil ? 0 : 1)
@@ -158,7 +175,7 @@ public final class MicroVM {
         try kernel.load(into: memory)
         try LinuxBoot.writeBootStructures(memory: memory, commandLine: configuration.commandLine,
                                           e820: e820, ramdisk: ramdisk, setupHeader: kernel.setupHeader)
-        try ACPITables(vcpuCount: 1, virtioDevices: descriptions).write(to: memory)
+        try ACPITables(vcpuCount: configuration.vcpuCount, virtioDevices: descriptions).write(to: memory)
 
         let kvm = try kvm ?? KVMSystem()
         vm = try kvm.createVM()
@@ -167,9 +184,20 @@ public final class MicroVM {
         try vm.createIRQChip()
         try vm.createPIT()
         try vm.addMemory(memory)
-        vcpu = try vm.createVCPU(id: 0)
-        let cpuid = GuestCPUID.forVCPU(try kvm.supportedCPUID(), vcpuID: 0, vcpuCount: 1)
-        try LinuxBoot.configureBootVCPU(vcpu, entry: kernel.entry, cpuid: cpuid)
+        let supportedCPUID = try kvm.supportedCPUID()
+        var vcpus: [VCPU] = []
+        for id in 0..<UInt32(configuration.vcpuCount) {
+            let vcpu = try vm.createVCPU(id: id)
+            let cpuid = GuestCPUID.forVCPU(supportedCPUID, vcpuID: id, vcpuCount: UInt32(configuration.vcpuCount),
+                                           threadsPerCore: configuration.smt && configuration.vcpuCount > 1 ? 2 : 1)
+            if id == 0 {
+                try LinuxBoot.configureBootVCPU(vcpu, entry: kernel.entry, cpuid: cpuid)
+            } else {
+                try LinuxBoot.configureApplicationProcessor(vcpu, cpuid: cpuid)
+            }
+            vcpus.append(vcpu)
+        }
+        self.vcpus = vcpus
 
         // The keyboard's ISA IRQ 1, for Ctrl-Alt-Del.
         i8042.interrupt = try IRQFDInterrupt(vm: vm, gsi: 1)
@@ -180,6 +208,7 @@ public final class MicroVM {
         ports.register(i8042, ports: I8042.dataPort...I8042.dataPort)
         ports.register(i8042, ports: I8042.commandPort...I8042.commandPort)
         let mmio = MMIOBus()
+        self.mmio = mmio
         var transports: [VirtioMMIOTransport] = []
         for (device, d) in zip(devices, descriptions) {
             let transport = VirtioMMIOTransport(device: device, memory: memory,
@@ -190,16 +219,28 @@ public final class MicroVM {
         virtioDevices = transports
         eventLoop = try VirtioEventLoop(transports: transports.filter { $0.device is VirtioHostEventDevice })
         try eventLoop.start()
-        runLoop = VCPURunLoop(vcpu: vcpu, ports: ports, mmio: mmio)
+        runLoops = vcpus.map { VCPURunLoop(vcpu: $0, ports: ports, mmio: mmio) }
     }
 
     deinit { eventLoop.stop() }
 
-    /// Runs the boot vCPU on the calling thread until the guest stops.
-    public func run() -> VMExit { runLoop.run() }
+    /// What the run loops of all vCPUs did, added up.
+    public var statistics: RunStatistics {
+        runLoops.reduce(into: RunStatistics()) { sum, loop in
+            let s = loop.statistics
+            sum.exits += s.exits
+            sum.portIOExits += s.portIOExits
+            sum.mmioExits += s.mmioExits
+            sum.unclaimedAccesses += s.unclaimedAccesses
+        }
+    }
 
-    /// Like `run()`, but returns `.stopped` after `timeoutSeconds` if the guest has not stopped by then.
-    public func run(timeoutSeconds: Double) throws(KVMError) -> VMExit {
-        try RunWatchdog.run(runLoop, seconds: timeoutSeconds)
+    /// Runs every vCPU on its own thread until the guest stops, and returns how it stopped; or
+    /// `.stopped` after `timeoutSeconds` (a guest spinning in kernel mode never exits by itself,
+    /// and tests must not hang on one).
+    public func run(timeoutSeconds: Double? = nil) throws(KVMError) -> VMExit {
+        let threads = VCPUThreads(runLoops: runLoops)
+        try threads.start()
+        return threads.waitForExit(timeoutSeconds: timeoutSeconds)
     }
 }

@@ -28,6 +28,6 @@ struct ACPIGuestTests {
 
             """)
         #expect(exit == .reset)
-        #expect(vm.runLoop.statistics.unclaimedAccesses == 0)
+        #expect(vm.statistics.unclaimedAccesses == 0)
     }
 }

@@ -23,7 +23,7 @@ struct BootGuestTests {
         #expect(vm.serial.outputText == "E820 n=2 ram=268041216\nCMDLINE console=ttyS0 bulkhead=1\n")
         #expect(exit == .reset)
         // One exit per output byte (plus polls of LSR) and the reset; nothing unclaimed.
-        #expect(vm.runLoop.statistics.unclaimedAccesses == 0)
+        #expect(vm.statistics.unclaimedAccesses == 0)
     }
 
     @Test func guestFindsTheInitrd() throws {
@@ -94,8 +94,8 @@ struct RunLoopExitTests {
         let vm = try boot(code)
         #expect(try vm.run(timeoutSeconds: 60) == .reset)
         #expect(vm.serial.output == [0xff, 0xff, 0xff, 0xff, 0xff])
-        #expect(vm.runLoop.statistics.mmioExits == 1)
-        #expect(vm.runLoop.statistics.unclaimedAccesses == 2)
+        #expect(vm.statistics.mmioExits == 1)
+        #expect(vm.statistics.unclaimedAccesses == 2)
     }
 
     @Test func faultWithoutIDTEndsAsTripleFault() throws {

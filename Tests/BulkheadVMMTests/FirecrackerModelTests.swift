@@ -84,7 +84,9 @@ struct FirecrackerModelTests {
     @Test(arguments: [
         (#"{"boot-source": {"boot_args": "x"}}"#, "missing field `kernel_image_path`"),
         (#"{"machine-config": {"vcpu_count": 1, "mem_size_mib": "big"}}"#, "`mem_size_mib` must be a non-negative integer"),
-        (#"{"machine-config": {"vcpu_count": 2, "mem_size_mib": 128}}"#, "`vcpu_count` 2 is not supported"),
+        (#"{"machine-config": {"vcpu_count": 33, "mem_size_mib": 128}}"#, "`vcpu_count` 33, allowed 1-32"),
+        (#"{"machine-config": {"vcpu_count": 0, "mem_size_mib": 128}}"#, "`vcpu_count` 0, allowed 1-32"),
+        (#"{"machine-config": {"vcpu_count": 3, "mem_size_mib": 128, "smt": true}}"#, "an even number when SMT is enabled"),
         (#"{"machine-config": {"vcpu_count": 1, "mem_size_mib": 4096}}"#, "`mem_size_mib` 4096"),
         (#"{"drives": [{"drive_id": "a", "path_on_host": "/x"}]}"#, "missing field `is_root_device`"),
         (#"{"drives": [{"drive_id": "a b", "path_on_host": "/x", "is_root_device": false}]}"#, "`drive_id`"),

@@ -75,9 +75,10 @@ let guestSourceDirectory: String = {
 /// vmlinux) into an ELF in a fresh temporary directory and returns its bytes.
 func buildBootGuest() throws -> [UInt8] { try buildGuest("boot_guest.c") }
 
-/// Compiles Guests/boot_entry.S + Guests/`source` (which defines guest_main) the same way.
-func buildGuest(_ source: String) throws -> [UInt8] {
-    try buildGuest(source, linkerScript: "boot_guest.ld")
+/// Compiles Guests/boot_entry.S + Guests/`source` (which defines guest_main) the same way, with
+/// `extraSources` (more files of Guests/) linked in.
+func buildGuest(_ source: String, extraSources: [String] = []) throws -> [UInt8] {
+    try buildGuest(source, linkerScript: "boot_guest.ld", extraSources: extraSources)
 }
 
 /// Compiles Guests/boot_entry.S + Guests/`source` as a bzImage's protected-mode kernel: a flat
@@ -90,7 +91,7 @@ func buildFlatGuest(_ source: String) throws -> [UInt8] {
     return try readFile("\(directory)/guest.bin")
 }
 
-func buildGuest(_ source: String, linkerScript: String) throws -> [UInt8] {
+func buildGuest(_ source: String, linkerScript: String, extraSources: [String] = []) throws -> [UInt8] {
     let directory = try makeTemporaryDirectory()
     defer { removeTree(directory) }
     let elf = "\(directory)/guest.elf"
@@ -101,6 +102,6 @@ func buildGuest(_ source: String, linkerScript: String) throws -> [UInt8] {
         "-Wall", "-Wextra", "-Werror",
         "-Wl,-T,\(guestSourceDirectory)/\(linkerScript)", "-Wl,--build-id=none", "-Wl,--no-warn-rwx-segments",
         "-o", elf, "-I", guestSourceDirectory, "\(guestSourceDirectory)/boot_entry.S", "\(guestSourceDirectory)/\(source)",
-    ])
+    ] + extraSources.map { "\(guestSourceDirectory)/\($0)" })
     return try readFile(elf)
 }

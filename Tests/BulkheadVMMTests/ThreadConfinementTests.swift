@@ -123,13 +123,13 @@ func seccompStatus(of pid: pid_t) -> [String: (mode: String, filters: String)] {
 struct ThreadConfinementProcessTests {
     /// Boots the Ctrl-Alt-Del guest with the API up, reads every thread's seccomp status while the
     /// guest waits, then ends it through the API.
-    func threadsOfARunningVMM(_ extra: [String]) throws -> [String: (mode: String, filters: String)] {
+    func threadsOfARunningVMM(_ extra: [String], vcpus: Int = 1) throws -> [String: (mode: String, filters: String)] {
         let directory = try makeTemporaryDirectory()
         defer { removeTree(directory) }
         try writeFile(directory + "/guest.elf", try buildGuest("ctrl_alt_del_guest.c"))
         try writeFile(directory + "/config.json", Array("""
             {"boot-source": {"kernel_image_path": "\(directory)/guest.elf"},
-             "machine-config": {"vcpu_count": 1, "mem_size_mib": 32}}
+             "machine-config": {"vcpu_count": \(vcpus), "mem_size_mib": 32}}
             """.utf8))
         let vmm = try VMMProcess(["--api-sock", "SOCK", "--config-file", directory + "/config.json"] + extra, directory: directory)
         defer { if vmm.exitStatus == nil { kill(vmm.pid, SIGKILL); vmm.wait(seconds: 5) } }
@@ -153,6 +153,16 @@ struct ThreadConfinementProcessTests {
             #expect(status.mode == "2", "thread \(tid): Seccomp \(status.mode)")
             // One filter each: loaded by the thread itself, not inherited and stacked.
             #expect(status.filters == "1", "thread \(tid): Seccomp_filters \(status.filters)")
+        }
+    }
+
+    @Test func eachVCPUThreadLoadsItsOwnFilter() throws {
+        // Three vCPUs (the guest starts none of the APs, which wait in KVM_RUN): one thread each,
+        // plus the API and VMM threads; Ctrl-Alt-Del still ends them all and the process.
+        let threads = try threadsOfARunningVMM([], vcpus: 3)
+        #expect(threads.count == 5, "\(threads)")
+        for (tid, status) in threads {
+            #expect(status.mode == "2" && status.filters == "1", "thread \(tid): \(status)")
         }
     }
 

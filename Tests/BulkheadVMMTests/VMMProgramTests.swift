@@ -161,7 +161,8 @@ struct VMMProgramBootTests {
         let client = try APIClient(path: vmm.socketPath)
         #expect(try client.request("PUT", "/boot-source",
                                    #"{"kernel_image_path": "\#(directory)/guest.elf", "boot_args": "console=ttyS0"}"#).status == 204)
-        #expect(try client.request("PUT", "/machine-config", #"{"vcpu_count": 1, "mem_size_mib": 64}"#).status == 204)
+        // Two vCPUs: pause and resume park and release both threads.
+        #expect(try client.request("PUT", "/machine-config", #"{"vcpu_count": 2, "mem_size_mib": 64}"#).status == 204)
         #expect(try client.request("PUT", "/drives/rootfs",
                                    #"{"drive_id": "rootfs", "path_on_host": "\#(disk.path)", "is_root_device": true, "is_read_only": true}"#).status == 204)
         let badField = try client.request("PUT", "/machine-config", #"{"vcpu_count": 1, "mem_size_mib": -5}"#)

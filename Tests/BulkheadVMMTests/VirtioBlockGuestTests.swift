@@ -62,7 +62,7 @@ struct VirtioBlockGuestTests {
         #expect(Array(after[1024...]) == Array(before[1024...]))
         // The loop was refused, and the reset that followed cleared the failure.
         #expect(vm.virtioDevices[0].failure == nil)
-        #expect(vm.runLoop.statistics.unclaimedAccesses == 0)
+        #expect(vm.statistics.unclaimedAccesses == 0)
     }
 
     @Test func readOnlyDiskRefusesTheGuestsWrite() throws {

@@ -102,7 +102,7 @@ struct VirtioRNGGuestTests {
         #expect(lines.contains("AFTER-RESET status=15 len=32 tail-zero=1"), "\(lines)")
         #expect(lines.last == "DONE")
         #expect(vm.virtioDevices[0].failure == nil)
-        #expect(vm.runLoop.statistics.unclaimedAccesses == 0)
+        #expect(vm.statistics.unclaimedAccesses == 0)
     }
 
     @Test func entropyDeviceFollowsTheDisks() throws {
