@@ -32,6 +32,8 @@ struct NestedBoot {
     var extraAppend = ""
     /// The L2 initramfs as stored-block gzip instead of plain cpio (the kernel takes both).
     var gzipInitramfs = false
+    /// vCPUs of L2, under both VMMs (L1 itself has one).
+    var vcpus = 1
 
     struct Run {
         var label: String
@@ -61,6 +63,7 @@ struct NestedBoot {
         echo BULKHEAD-INIT
         while read -r m; do insmod "/lib/modules/$(uname -r)/$m" || echo "BULKHEAD-ERR insmod $m"; done < /etc/modules
         echo \(bootedMarker)
+        echo "BULKHEAD-CPUS online=$(cat /sys/devices/system/cpu/online)"
         i=0
         while [ ! -b /dev/vda ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
         mkdir -p /mnt
@@ -109,7 +112,7 @@ struct NestedBoot {
             ip addr add 10.0.2.1/24 dev bhtap0 && ip link set bhtap0 up ) &
           run bulkhead-vmm /bin/bulkhead-vmm --no-api --config-file /l2/vm.json
           if [ -x /usr/bin/qemu-system-x86_64 ]; then
-            run qemu-microvm /usr/bin/qemu-system-x86_64 -L /usr/share/qemu -accel kvm -cpu host -m 256 -smp 1 \\
+            run qemu-microvm /usr/bin/qemu-system-x86_64 -L /usr/share/qemu -accel kvm -cpu host -m 256 -smp @VCPUS@ \\
               -M microvm,acpi=on,pit=off,pic=off,rtc=off,isa-serial=on -nodefaults -no-user-config -nographic \\
               -serial stdio -no-reboot -kernel /l2/vmlinuz -initrd /l2/initramfs.cpio -append "$APPEND reboot=t" \\
               -drive id=d,file=/l2/disk.ext4,format=raw,if=none,readonly=on -device virtio-blk-device,drive=d
@@ -157,6 +160,7 @@ struct NestedBoot {
         let append = Self.l2Append + (extraAppend.isEmpty ? "" : " " + extraAppend)
         try a.addFile("init", text: Self.l1Init
             .replacing("@RUNS@", with: String(runs))
+            .replacing("@VCPUS@", with: String(vcpus))
             .replacing("@TIMEOUT@", with: String(l2Timeout))
             .replacing("@APPEND@", with: append), permissions: 0o755)
         // bulkhead-vmm without its debug info (a quarter of the size, same code).
@@ -175,7 +179,7 @@ struct NestedBoot {
             {"boot-source": {"kernel_image_path": "/l2/vmlinuz", "initrd_path": "/l2/initramfs.cpio", "boot_args": "\(append)"},
              "drives": [{"drive_id": "disk", "path_on_host": "/l2/disk.ext4", "is_root_device": false, "is_read_only": true}],
              "network-interfaces": [{"iface_id": "eth0", "host_dev_name": "bhtap0", "guest_mac": "06:00:0a:00:02:02"}],
-             "machine-config": {"vcpu_count": 1, "mem_size_mib": 256}}
+             "machine-config": {"vcpu_count": \(vcpus), "mem_size_mib": 256}}
             """)
         if withQEMUMicrovm {
             // QEMU with the libraries ldd names and the microvm firmware.

@@ -45,9 +45,12 @@ let nestedPrerequisites: (kernel: GuestKernel?, reason: String) = {
         if let v = getenv("BULKHEAD_NESTED_APPEND") { harness.extraAppend = String(cString: v) }
         if let v = getenv("BULKHEAD_NESTED_QEMU"), String(cString: v) == "0" { harness.withQEMUMicrovm = false }
         if let v = getenv("BULKHEAD_NESTED_GZIP"), String(cString: v) == "1" { harness.gzipInitramfs = true }
+        // Two vCPUs by default, so the stock kernel's SMP bring-up (INIT/SIPI, its own trampoline) is tested.
+        harness.vcpus = getenv("BULKHEAD_NESTED_VCPUS").flatMap { Int(String(cString: $0)) } ?? 2
         let result = try harness.run()
         if let v = getenv("BULKHEAD_NESTED_LOG") { try? writeFile(String(cString: v), Array(result.l1Log.utf8)) }
         let report = NestedBootReport(result)
+        print("NESTED_L2 vcpus=\(harness.vcpus)")
         print(report.text)
         let l1KVM = result.l1KVM
         #expect(l1KVM, "L1 has no /dev/kvm (kvm_amd did not load); L1 console tail:\n\(report.l1Tail)")
@@ -60,6 +63,10 @@ let nestedPrerequisites: (kernel: GuestKernel?, reason: String) = {
                     "L2 did not print \(NestedBoot.bootedMarker); last L2 lines:\n\(NestedBootReport.tail(run))")
             #expect(run.seconds(toLineContaining: "BULKHEAD-DISK \(NestedBoot.diskMarker)") != nil,
                     "L2 did not read the disk marker; last L2 lines:\n\(NestedBootReport.tail(run))")
+            // Linux brought every vCPU online.
+            let online = harness.vcpus == 1 ? "0" : "0-\(harness.vcpus - 1)"
+            #expect(run.seconds(toLineContaining: "BULKHEAD-CPUS online=\(online)") != nil,
+                    "L2 did not bring \(harness.vcpus) vCPUs online; last L2 lines:\n\(NestedBootReport.tail(run))")
             // The stock kernel's virtio_net finds the device and reaches L1 through the TAP.
             #expect(run.seconds(toLineContaining: "BULKHEAD-NET ok 06:00:0a:00:02:02") != nil,
                     "L2 did not ping L1 over virtio-net; last L2 lines:\n\(NestedBootReport.tail(run))")
