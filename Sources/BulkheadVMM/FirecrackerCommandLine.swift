@@ -111,8 +111,12 @@ public struct FirecrackerCommandLine: Equatable, Sendable {
             printError("\(error)")
             return 1
         }
-        // Errors go to the log, and to stderr as well when the log is a file.
+        // The guest's console reads stdin: a terminal there goes raw for the VMM's lifetime.
+        let terminal = ConsoleTerminal.enterRawMode(fd: 0)
+        // Errors go to the log, and to stderr as well when the log is a file. Every caller then
+        // ends the process: the terminal gets its settings back first.
         func fail(_ message: String) {
+            terminal?.restore()
             logger.error(message)
             if !logger.writesToStderr || logger.level < .error { printError(message) }
         }
@@ -120,6 +124,7 @@ public struct FirecrackerCommandLine: Equatable, Sendable {
         vmm.seccomp = options.seccomp
         let socketToRemove = options.noAPI ? nil : options.apiSocket
         vmm.onGuestExit = { exit in
+            terminal?.restore()
             // exit() skips deinitializers: remove the socket here so the path can be used again.
             if let socketToRemove { unlink(socketToRemove) }
             // The vsock device's socket too (TAPs go away with the process's file descriptors).

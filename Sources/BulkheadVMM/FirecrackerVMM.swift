@@ -93,7 +93,13 @@ public final class FirecrackerVMM: @unchecked Sendable {
         let vmConfiguration = try microVMConfiguration()
         let vm: MicroVM
         do {
-            vm = try MicroVM(vmConfiguration)
+            // The console reads the VMM's stdin, as Firecracker's does.
+            var withConsole = vmConfiguration
+            withConsole.consoleInput = 0
+            let seccomp = self.seccomp
+            vm = try MicroVM(withConsole) {
+                try ThreadConfinement.confineCurrentThread(.vmm, policy: seccomp)
+            }
             if bootTimerEnabled {
                 let logger = self.logger
                 try vm.mmio.register(BootTimer(start: startTime) { logger.info($0) },

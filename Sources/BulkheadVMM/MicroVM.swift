@@ -65,6 +65,8 @@ public struct MicroVMConfiguration: Sendable {
     public var networkInterfaces: [NetworkInterfaceConfiguration]
     /// A virtio-vsock device, last.
     public var vsock: VsockConfiguration?
+    /// What the guest's console (COM1) reads: a host descriptor (bulkhead-vmm's stdin), or none.
+    public var consoleInput: Int32?
 
     public init(memorySize: UInt64, vcpuCount: Int = 1, smt: Bool = false, kernel: [UInt8], commandLine: String,
                 initrd: [UInt8]? = nil, blockDevices: [BlockDeviceConfiguration] = [], entropy: Bool = false,
@@ -105,12 +107,14 @@ public final class MicroVM {
     public let mmio: MMIOBus
     /// The virtio-mmio transports, in configuration order: disks, the entropy device, network interfaces, vsock.
     public let virtioDevices: [VirtioMMIOTransport]
-    /// The thread that moves host input (TAP frames) into the devices' queues.
-    let eventLoop: VirtioEventLoop
+    /// The thread that moves host input (TAP frames, vsock streams, console input) into the devices.
+    let eventLoop: DeviceEventLoop
     /// What the ACPI tables tell the guest about each transport.
     public let virtioDescriptions: [VirtioMMIODeviceDescription]
 
-    public init(_ configuration: MicroVMConfiguration, kvm: KVMSystem? = nil) throws {
+    /// `prepareEventThread` runs first on the device event thread (bulkhead-vmm confines it there).
+    public init(_ configuration: MicroVMConfiguration, kvm: KVMSystem? = nil,
+                prepareEventThread: @escaping () throws -> Void = {}) throws {
         let size = configuration.memorySize
         guard size % 4096 == 0, size > 2 * BootLayout.highMemoryStart, size <= BootLayout.mmioGapStart else {
             throw VMMError.invalidConfiguration(
@@ -217,7 +221,12 @@ public final class MicroVM {
             transports.append(transport)
         }
         virtioDevices = transports
-        eventLoop = try VirtioEventLoop(transports: transports.filter { $0.device is VirtioHostEventDevice })
+        var hostEventSources: [HostEventSource] = transports.filter { $0.device is VirtioHostEventDevice }
+        if let input = configuration.consoleInput {
+            serial.input = input
+            hostEventSources.append(serial)
+        }
+        eventLoop = try DeviceEventLoop(sources: hostEventSources, prepareThread: prepareEventThread)
         try eventLoop.start()
         runLoops = vcpus.map { VCPURunLoop(vcpu: $0, ports: ports, mmio: mmio) }
     }

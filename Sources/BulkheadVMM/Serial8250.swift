@@ -1,15 +1,25 @@
-/// A minimal 16550A-compatible UART (8 ports at 0x3f8 for COM1): enough for a guest to print.
+import Glibc
+
+/// A minimal 16550A-compatible UART (8 ports at 0x3f8 for COM1): the guest's console.
 ///
-/// Output is collected as bytes. There is no input. The transmitter is always empty (LSR
-/// THRE|TEMT): a byte written to THR leaves at once, so polling drivers and Linux's early console
-/// never wait. With IER's ETBEI bit set, THR-empty is an interrupt (IIR 0x02) on `interrupt`
-/// (ISA IRQ 4 for COM1): Linux's tty layer writes a FIFO's worth of bytes and then waits for it, so
-/// without it user-space output stalls after 16 bytes (measured: the nested boot of the Debian
-/// kernel cut "BULKHEAD-DISK ..." there). As on a 16550, the interrupt is pending from the moment
-/// ETBEI is set or a byte is sent, until IIR is read while it is the source or ETBEI is cleared.
-/// Registers keep what the guest writes so driver probes (scratch register, LCR, loopback MSR) read
-/// back consistent values.
-public final class Serial8250: PortIODevice {
+/// Output: the transmitter is always empty (LSR THRE|TEMT): a byte written to THR leaves at once,
+/// so polling drivers and Linux's early console never wait. With IER's ETBEI bit set, THR-empty is
+/// an interrupt (IIR 0x02) on `interrupt` (ISA IRQ 4 for COM1): Linux's tty layer writes a FIFO's
+/// worth of bytes and then waits for it, so without it user-space output stalls after 16 bytes
+/// (measured: the nested boot of the Debian kernel cut "BULKHEAD-DISK ..." there). As on a 16550,
+/// the interrupt is pending from the moment ETBEI is set or a byte is sent, until IIR is read while
+/// it is the source or ETBEI is cleared.
+///
+/// Input: bytes from the host (`receive`, or the `input` descriptor, which the device event loop
+/// reads while the 64-byte receive FIFO has room, as Firecracker's serial does) wait in the FIFO;
+/// LSR's DR bit says so, RBR pops them, and with IER's ERBFI bit set "received data available"
+/// (IIR 0x04, above THR-empty) is an interrupt whenever data arrives in an empty FIFO. In loopback
+/// (MCR bit 4) transmitted bytes come back as input, as on the chip.
+///
+/// Registers keep what the guest writes so driver probes (scratch register, LCR, loopback MSR)
+/// read back consistent values. vCPU threads and the event loop share the device: its state is
+/// behind a lock.
+public final class Serial8250: PortIODevice, HostEventSource {
     enum Register {
         static let data: UInt16 = 0        // RBR (read) / THR (write); DLL when LCR.DLAB
         static let interruptEnable: UInt16 = 1  // IER; DLM when LCR.DLAB
@@ -22,21 +32,36 @@ public final class Serial8250: PortIODevice {
     }
 
     static let dlab: UInt8 = 0x80
+    static let lsrDataReady: UInt8 = 0x01
     static let lsrTransmitterEmpty: UInt8 = 0x60  // THRE | TEMT
     static let iirNoInterrupt: UInt8 = 0x01
+    static let iirReceivedData: UInt8 = 0x04
+    static let iirTransmitterEmpty: UInt8 = 0x02
+    static let ierReceivedData: UInt8 = 0x01
+    static let ierTransmitterEmpty: UInt8 = 0x02
+    static let fcrClearReceiver: UInt8 = 0x02
     static let mcrLoopback: UInt8 = 0x10
+    /// Receive FIFO size (Firecracker's; a 16550's own FIFO is 16 bytes).
+    public static let receiveCapacity = 64
 
-    /// Every byte the guest transmitted, in order.
-    public private(set) var output: [UInt8] = []
-    /// Called with each transmitted byte (for streaming to a console or log).
+    /// Every byte the guest transmitted, in order, while nobody takes them through `onOutput`
+    /// (a long-running guest's console must not pile up in the monitor's memory).
+    public var output: [UInt8] { locked { transmitted } }
+    /// Called with each transmitted byte (for streaming to a console or log), instead of keeping it.
     public var onOutput: ((UInt8) -> Void)?
-    /// Where THR-empty interrupts go (edge: one `trigger` per newly pending interrupt).
+    /// Where the UART's interrupts go (edge: one `trigger` per newly pending interrupt).
     public var interrupt: InterruptLine?
+    /// Host input (bulkhead-vmm's stdin), read by the device event loop; -1 for none. A read of 0
+    /// bytes (end of file) or an error ends the input.
+    public var input: Int32 = -1
+    /// Set by the device event loop: the guest made room in the receive FIFO.
+    public var wakeEventLoop: (() -> Void)?
+
+    private var transmitted: [UInt8] = []
+    private var received: [UInt8] = []
+    private var inputEnded = false
     /// A THR-empty interrupt is pending (reported by IIR while IER's ETBEI is set).
     private var transmitterInterruptPending = false
-    static let ierTransmitterEmpty: UInt8 = 0x02
-    static let iirTransmitterEmpty: UInt8 = 0x02
-
     private var interruptEnable: UInt8 = 0
     private var lineControl: UInt8 = 0x03  // 8N1, what firmware leaves behind
     private var modemControl: UInt8 = 0x08  // OUT2
@@ -44,26 +69,100 @@ public final class Serial8250: PortIODevice {
     private var divisorLow: UInt8 = 0x0c    // 9600 baud
     private var divisorHigh: UInt8 = 0
     private var fifoControl: UInt8 = 0
+    private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
 
     /// First of the UART's 8 ports (0x3f8 for COM1).
     public let basePort: UInt16
     public var ports: ClosedRange<UInt16> { basePort...(basePort + 7) }
 
-    public init(basePort: UInt16 = 0x3f8) { self.basePort = basePort }
+    public init(basePort: UInt16 = 0x3f8) {
+        self.basePort = basePort
+        pthread_mutex_init(lock, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(lock)
+        lock.deallocate()
+    }
+
+    private func locked<T>(_ body: () -> T) -> T {
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        return body()
+    }
 
     /// The output decoded as UTF-8 (invalid sequences become U+FFFD).
     public var outputText: String { String(decoding: output, as: UTF8.self) }
 
+    /// Puts host bytes in the receive FIFO; returns how many fitted.
+    @discardableResult
+    public func receive<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> Int {
+        locked { receiveLocked(bytes) }
+    }
+
+    private func receiveLocked<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> Int {
+        let accepted = bytes.prefix(Self.receiveCapacity - received.count)
+        guard !accepted.isEmpty else { return 0 }
+        let wasEmpty = received.isEmpty
+        received += accepted
+        if wasEmpty && interruptEnable & Self.ierReceivedData != 0 { interrupt?.trigger() }
+        return accepted.count
+    }
+
+    // MARK: HostEventSource (the host side of `input`)
+
+    public func hostPollRequests() -> [pollfd] {
+        locked {
+            guard input >= 0, !inputEnded, received.count < Self.receiveCapacity else { return [] }
+            return [pollfd(fd: input, events: Int16(POLLIN), revents: 0)]
+        }
+    }
+
+    public func serviceHostEvents() {
+        locked {
+            guard input >= 0, !inputEnded, received.count < Self.receiveCapacity else { return }
+            // Only read what poll says is there: stdin may be a blocking terminal or pipe.
+            var fd = pollfd(fd: input, events: Int16(POLLIN), revents: 0)
+            guard poll(&fd, 1, 0) == 1 else { return }
+            var buffer = [UInt8](repeating: 0, count: Self.receiveCapacity - received.count)
+            let n = Glibc.read(input, &buffer, buffer.count)
+            if n > 0 {
+                receiveLocked(buffer[0..<n])
+            } else if n == 0 || (errno != EINTR && errno != EAGAIN) {
+                inputEnded = true
+            }
+        }
+    }
+
     public func read(port: UInt16, size: Int) -> UInt32 {
+        var roomMade = false
+        let value = locked { () -> UInt32 in
+            let full = received.count == Self.receiveCapacity
+            let value = readLocked(port: port)
+            roomMade = full && received.count < Self.receiveCapacity
+            return value
+        }
+        if roomMade { wakeEventLoop?() }
+        return value
+    }
+
+    public func write(port: UInt16, size: Int, value: UInt32) -> DeviceRequest {
+        locked { writeLocked(port: port, value: value) }
+    }
+
+    private func readLocked(port: UInt16) -> UInt32 {
         let offset = port &- basePort
         let dlabSet = lineControl & Self.dlab != 0
         let value: UInt8
         switch offset {
-        case Register.data: value = dlabSet ? divisorLow : 0  // no input yet
+        case Register.data:
+            if dlabSet { value = divisorLow } else { value = received.isEmpty ? 0 : received.removeFirst() }
         case Register.interruptEnable: value = dlabSet ? divisorHigh : interruptEnable
         case Register.interruptId:
             let fifoBits: UInt8 = fifoControl & 1 != 0 ? 0xc0 : 0
-            if transmitterInterruptPending && interruptEnable & Self.ierTransmitterEmpty != 0 {
+            if !received.isEmpty && interruptEnable & Self.ierReceivedData != 0 {
+                value = Self.iirReceivedData | fifoBits  // cleared by reading the data, not IIR
+            } else if transmitterInterruptPending && interruptEnable & Self.ierTransmitterEmpty != 0 {
                 transmitterInterruptPending = false  // reading IIR clears THRE as the source
                 value = Self.iirTransmitterEmpty | fifoBits
             } else {
@@ -71,7 +170,7 @@ public final class Serial8250: PortIODevice {
             }
         case Register.lineControl: value = lineControl
         case Register.modemControl: value = modemControl
-        case Register.lineStatus: value = Self.lsrTransmitterEmpty
+        case Register.lineStatus: value = Self.lsrTransmitterEmpty | (received.isEmpty ? 0 : Self.lsrDataReady)
         case Register.modemStatus:
             // In loopback, MCR's DTR/RTS/OUT1/OUT2 appear as DSR/CTS/RI/DCD (the 8250 probe checks
             // this); otherwise report a connected line: DCD, DSR, CTS.
@@ -87,7 +186,7 @@ public final class Serial8250: PortIODevice {
         return UInt32(value)
     }
 
-    public func write(port: UInt16, size: Int, value: UInt32) -> DeviceRequest {
+    private func writeLocked(port: UInt16, value: UInt32) -> DeviceRequest {
         let offset = port &- basePort
         let byte = UInt8(truncatingIfNeeded: value)
         let dlabSet = lineControl & Self.dlab != 0
@@ -95,24 +194,30 @@ public final class Serial8250: PortIODevice {
         case Register.data:
             if dlabSet {
                 divisorLow = byte
-            } else if modemControl & Self.mcrLoopback == 0 {  // loopback output goes nowhere
-                output.append(byte)
-                onOutput?(byte)
+            } else if modemControl & Self.mcrLoopback == 0 {
+                if let onOutput { onOutput(byte) } else { transmitted.append(byte) }
                 transmitterEmptied()
             } else {
+                _ = receiveLocked(CollectionOfOne(byte))  // loopback: what is sent is received
                 transmitterEmptied()
             }
         case Register.interruptEnable:
             if dlabSet { divisorHigh = byte } else {
                 let wasEnabled = interruptEnable & Self.ierTransmitterEmpty != 0
+                let receiveWasEnabled = interruptEnable & Self.ierReceivedData != 0
                 interruptEnable = byte & 0x0f
+                if !receiveWasEnabled && interruptEnable & Self.ierReceivedData != 0 && !received.isEmpty {
+                    interrupt?.trigger()  // data was waiting: enabling the interrupt raises it
+                }
                 if interruptEnable & Self.ierTransmitterEmpty == 0 {
                     transmitterInterruptPending = false
                 } else if !wasEnabled {
                     transmitterEmptied()  // THR is empty: enabling the interrupt raises it
                 }
             }
-        case Register.interruptId: fifoControl = byte
+        case Register.interruptId:
+            fifoControl = byte
+            if byte & Self.fcrClearReceiver != 0 { received.removeAll() }
         case Register.lineControl: lineControl = byte
         case Register.modemControl: modemControl = byte & 0x1f
         case Register.scratch: scratch = byte

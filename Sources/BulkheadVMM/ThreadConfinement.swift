@@ -9,7 +9,9 @@ import Glibc
 /// - `api`: serves the Firecracker API on the Unix socket. Confined after InstanceStart, so
 ///   everything before (reading the kernel, opening disks, /dev/kvm, building the VM) is setup.
 /// - `vmm`: owns the VM's lifecycle after start: waits for the guest to stop, removes the API
-///   socket and ends the process with the guest's status. With --no-api it is the main thread.
+///   socket and ends the process with the guest's status (with --no-api that is the main
+///   thread); and the device event thread, which moves host input (TAP, vsock, stdin) into the
+///   devices, as Firecracker's VMM thread does.
 /// - `vcpu`: runs KVM_RUN and emulates the devices on its exits (serial, i8042, virtio-mmio and
 ///   virtio-blk I/O on the disk files opened during setup).
 ///
@@ -68,8 +70,15 @@ public enum ThreadConfinement {
                 // i8042 irqfd (write above).
             ]
         case .vmm:
-            // Waits for the guest to stop, removes the API socket, exits.
-            return runtime + ["unlink", "unlinkat", "pause"]
+            return runtime + [
+                // The supervisor: waits for the guest to stop, removes the API socket, exits.
+                "unlink", "unlinkat", "pause",
+                // The device event loop (DeviceEventLoop): polls the TAPs, the vsock sockets and
+                // stdin; moves frames, streams and console input in; accepts host connections on
+                // the vsock listener (opened during setup) and closes finished ones.
+                "poll", "ppoll", "read", "readv", "writev", "recvfrom", "recvmsg", "sendto", "sendmsg",
+                "accept", "accept4", "close", "fcntl", "shutdown",
+            ]
         case .vcpu:
             return runtime + [
                 // virtio-blk on the disk files opened during setup; fsync for VIRTIO_BLK_T_FLUSH.
@@ -89,7 +98,9 @@ public enum ThreadConfinement {
     /// (no KVM_CREATE_VM, no KVM_SET_USER_MEMORY_REGION, no terminal or socket ioctls).
     public static func argumentRules(_ kind: VMMThreadKind) -> [SeccompFilter.ArgumentRule] {
         switch kind {
-        case .api, .vmm: return []
+        case .api: return []
+        // Restoring the console terminal's settings on the way out (tcsetattr).
+        case .vmm: return [.init("ioctl", argument: 1, values: [UInt64(TCSETS)])]
         case .vcpu: return [.init("ioctl", argument: 1, values: vcpuIoctls),
                             .init("socket", argument: 0, values: [UInt64(AF_UNIX)])]
         }

@@ -19,6 +19,9 @@ public final class VCPUThreads: @unchecked Sendable {
     private var threads: [pthread_t]
     private var ended: [Bool]
     private var parkedCount = 0
+    /// Threads past `prepareThread`: `start` returns once all are, so a VMM that confines its
+    /// vCPU threads there has no unconfined vCPU thread left when InstanceStart answers.
+    private var preparedCount = 0
     private var pauseRequested = false
     private var finalExit: VMExit?
     private var started = false
@@ -48,8 +51,8 @@ public final class VCPUThreads: @unchecked Sendable {
         init(_ owner: VCPUThreads, _ index: Int) { self.owner = owner; self.index = index }
     }
 
-    /// Starts one thread per vCPU. If a thread cannot be created, the ones already running are
-    /// stopped and joined before this throws.
+    /// Starts one thread per vCPU and returns once each has run `prepareThread`. If a thread
+    /// cannot be created, the ones already running are stopped and joined before this throws.
     public func start() throws(KVMError) {
         precondition(!started, "VCPUThreads.start called twice")
         started = true
@@ -70,15 +73,23 @@ public final class VCPUThreads: @unchecked Sendable {
                 throw KVMError("pthread_create (vCPU \(index))", errno: created)
             }
         }
+        pthread_mutex_lock(lock)
+        while preparedCount < runLoops.count { pthread_cond_wait(changed, lock) }
+        pthread_mutex_unlock(lock)
     }
 
     private func threadMain(_ index: Int) {
+        var failure: VMExit?
         do {
             try prepareThread(index)
         } catch {
-            finish(index, exit: .failed("vCPU \(index): \(error)"))
-            return
+            failure = .failed("vCPU \(index): \(error)")
         }
+        pthread_mutex_lock(lock)
+        preparedCount += 1
+        pthread_cond_broadcast(changed)
+        pthread_mutex_unlock(lock)
+        if let failure { return finish(index, exit: failure) }
         while true {
             pthread_mutex_lock(lock)
             let over = finalExit != nil

@@ -11,13 +11,13 @@ import Glibc
 /// InterruptStatus first, so a driver that reads the register after the interrupt sees why.
 ///
 /// Devices with host-side input (virtio-net's TAP, virtio-vsock's sockets) are also served from
-/// the VMM's event thread (VirtioEventLoop) through `serviceHostEvents()`; a mutex serialises that
+/// the VMM's event thread (DeviceEventLoop) through `serviceHostEvents()`; a mutex serialises that
 /// with the register accesses of the vCPU thread, so queue state has one owner at a time.
 ///
 /// A malformed queue never stops the VM: the device sets DEVICE_NEEDS_RESET, signals a
 /// configuration change, records why in `failure`, and ignores notifications until the driver
 /// resets it by writing 0 to Status.
-public final class VirtioMMIOTransport: MMIODevice {
+public final class VirtioMMIOTransport: MMIODevice, HostEventSource {
     /// Register offsets (§4.2.2).
     public enum Register {
         public static let magicValue: UInt64 = 0x000
@@ -79,7 +79,7 @@ public final class VirtioMMIOTransport: MMIODevice {
     private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     /// Called (with the lock held) after the driver notified a queue: the event loop uses it to
     /// look at the device's file descriptors again (a full receive queue got buffers).
-    var onNotify: (() -> Void)?
+    public var wakeEventLoop: (() -> Void)?
 
     public init(device: VirtioDevice, memory: GuestMemory, interrupt: InterruptLine) {
         self.device = device
@@ -262,7 +262,7 @@ public final class VirtioMMIOTransport: MMIODevice {
         } catch {
             fail("queue \(index): \(error.description)")
         }
-        onNotify?()
+        wakeEventLoop?()
     }
 
     /// The event thread's entry: lets a device with host-side input move it into its queues
@@ -285,7 +285,7 @@ public final class VirtioMMIOTransport: MMIODevice {
 
     /// What the event thread should wait for on this device's behalf (empty while the driver
     /// has not started it: nothing could be delivered).
-    func hostPollRequests() -> [pollfd] {
+    public func hostPollRequests() -> [pollfd] {
         guard let device = device as? VirtioHostEventDevice else { return [] }
         return locked {
             let running = Virtio.Status.featuresOK | Virtio.Status.driverOK

@@ -8,7 +8,7 @@ import Glibc
 /// and TUNSETVNETHDRSZ 12, so that header goes to and from the kernel unchanged in layout.
 ///
 /// Transmit runs on the vCPU thread when the driver notifies queue 1. Receive runs on the event
-/// thread (VirtioEventLoop) when the TAP is readable, and on a notification of queue 0 (new
+/// thread (DeviceEventLoop) when the TAP is readable, and on a notification of queue 0 (new
 /// buffers): a frame read while the guest has no receive buffer waits in `pendingFrame`, and the
 /// TAP is not polled until the driver adds buffers, so nothing spins and no frame is lost.
 ///

@@ -17,7 +17,7 @@ import Glibc
 /// host socket); the device sends the guest no more than the guest's advertised free space, and
 /// a guest that sends more than the device's space is reset (RST).
 ///
-/// Host sockets are served by the event thread (VirtioEventLoop); guest packets on the vCPU
+/// Host sockets are served by the event thread (DeviceEventLoop); guest packets on the vCPU
 /// thread when the driver notifies the transmit queue; both under the transport's lock. Replies
 /// wait in `control` until the guest has receive buffers, and the event thread delivers them.
 ///

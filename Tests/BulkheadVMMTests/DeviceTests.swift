@@ -1,3 +1,4 @@
+import Glibc
 import Testing
 @testable import BulkheadVMM
 
@@ -35,6 +36,74 @@ struct DeviceTests {
         #expect(serial.read(port: 0x3fa, size: 1) & 0x0f == 0x01)
         #expect(line.count == 2)
         #expect(serial.outputText == "ABCD")
+    }
+
+    /// Host input: LSR's DR, RBR in order, the received-data interrupt (IIR 0x04, above
+    /// THR-empty) on data arriving in an empty FIFO, the 64-byte FIFO, FCR's receiver reset.
+    @Test func serialReceivesHostBytes() {
+        let serial = Serial8250()
+        let line = CountingInterrupt()
+        serial.interrupt = line
+        #expect(serial.read(port: 0x3fd, size: 1) & 0x01 == 0)      // LSR: no data
+        #expect(serial.receive(Array("ab".utf8)) == 2)
+        #expect(line.count == 0)                                     // ERBFI off: no interrupt
+        _ = serial.write(port: 0x3f9, size: 1, value: 0x03)          // IER: ERBFI | ETBEI
+        #expect(line.count == 2)                                     // data waiting, and THR empty
+        #expect(serial.read(port: 0x3fa, size: 1) & 0x0f == 0x04)   // received data comes first
+        #expect(serial.read(port: 0x3fd, size: 1) & 0x01 == 0x01)
+        #expect(serial.read(port: 0x3f8, size: 1) == UInt32(UInt8(ascii: "a")))
+        #expect(serial.read(port: 0x3f8, size: 1) == UInt32(UInt8(ascii: "b")))
+        #expect(serial.read(port: 0x3fd, size: 1) & 0x01 == 0)
+        #expect(serial.read(port: 0x3fa, size: 1) & 0x0f == 0x02)   // then THR-empty
+        #expect(serial.receive(Array("c".utf8)) == 1)
+        #expect(serial.receive(Array("d".utf8)) == 1)                // FIFO not empty: no new edge
+        #expect(line.count == 3)
+        #expect(serial.receive([UInt8](repeating: 0x78, count: 100)) == Serial8250.receiveCapacity - 2)
+        _ = serial.write(port: 0x3fa, size: 1, value: 0x03)          // FCR: enable, clear receiver
+        #expect(serial.read(port: 0x3fd, size: 1) & 0x01 == 0)
+        #expect(serial.output.isEmpty)
+    }
+
+    @Test func serialLoopbackSendsBytesBackAsInput() {
+        let serial = Serial8250()
+        _ = serial.write(port: 0x3fc, size: 1, value: 0x10)  // MCR: loopback
+        _ = serial.write(port: 0x3f8, size: 1, value: 0x55)
+        #expect(serial.read(port: 0x3f8, size: 1) == 0x55)
+        #expect(serial.output.isEmpty)
+    }
+
+    /// The device event loop's side: a descriptor is polled while the FIFO has room, read without
+    /// blocking, and dropped at end of file; a full FIFO wakes the loop once the guest reads.
+    @Test func serialInputDescriptor() throws {
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]) }
+        let serial = Serial8250()
+        serial.input = fds[0]
+        var woken = 0
+        serial.wakeEventLoop = { woken += 1 }
+        serial.serviceHostEvents()                                    // nothing written: no read, no block
+        #expect(serial.read(port: 0x3fd, size: 1) & 0x01 == 0)
+        let text = [UInt8](repeating: UInt8(ascii: "z"), count: 70)
+        #expect(write(fds[1], text, text.count) == 70)
+        #expect(serial.hostPollRequests().map(\.fd) == [fds[0]])
+        serial.serviceHostEvents()                                    // 64 fit
+        #expect(serial.hostPollRequests().isEmpty)                    // full: not polled
+        #expect(serial.read(port: 0x3f8, size: 1) == UInt32(UInt8(ascii: "z")))
+        #expect(woken == 1)                                           // room again
+        serial.serviceHostEvents()                                    // the one byte that fits
+        close(fds[1])
+        func drain() -> Int {
+            var n = 0
+            while serial.read(port: 0x3fd, size: 1) & 0x01 != 0 { _ = serial.read(port: 0x3f8, size: 1); n += 1 }
+            return n
+        }
+        #expect(drain() == 64)
+        #expect(!serial.hostPollRequests().isEmpty)                   // 5 bytes still in the pipe
+        serial.serviceHostEvents()
+        #expect(drain() == 5)                                         // 1 + 64 + 5 = all 70
+        serial.serviceHostEvents()                                    // end of file
+        #expect(serial.hostPollRequests().isEmpty)
     }
 
     @Test func serialDivisorLatchAndScratchDoNotPrint() {

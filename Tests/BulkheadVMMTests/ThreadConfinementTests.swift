@@ -37,9 +37,9 @@ struct ThreadConfinementFilterTests {
             #expect(!compared.contains(UInt32(number)), "\(kind): the program compares with \(name) (\(number))")
         }
         #expect(try ThreadConfinement.filter(kind, policy: .off) == nil)
-        // ioctl is in the vCPU program only, with the two request numbers.
+        // ioctl is in the vCPU program (the two KVM request numbers) and the VMM one (TCSETS) only.
         let ioctl = UInt32(try #require(SeccompFilter.syscallNumber("ioctl")))
-        #expect(compared.contains(ioctl) == (kind == .vcpu))
+        #expect(compared.contains(ioctl) == (kind != .api))
         #expect(compared.contains(UInt32(truncatingIfNeeded: BH_KVM_RUN)) == (kind == .vcpu))
         #expect(compared.contains(UInt32(truncatingIfNeeded: BH_KVM_GET_REGS)) == (kind == .vcpu))
         #expect(!compared.contains(UInt32(truncatingIfNeeded: BH_KVM_CREATE_VM)))
@@ -54,14 +54,18 @@ struct ThreadConfinementFilterTests {
             #expect(vcpu.contains(name) && !api.contains(name) && !vmm.contains(name), "\(name)")
         }
         for list in [api, vmm, vcpu] { #expect(!list.contains("ioctl")) }
-        #expect(ThreadConfinement.argumentRules(.api).isEmpty && ThreadConfinement.argumentRules(.vmm).isEmpty)
+        #expect(ThreadConfinement.argumentRules(.api).isEmpty)
+        // The VMM thread's one ioctl: TCSETS, to give the console terminal its settings back.
+        #expect(ThreadConfinement.argumentRules(.vmm) == [.init("ioctl", argument: 1, values: [UInt64(TCSETS)])])
         // The vCPU thread's sockets are Unix ones only (vsock's host side).
         #expect(ThreadConfinement.argumentRules(.vcpu) == [.init("ioctl", argument: 1, values: [UInt64(BH_KVM_RUN), UInt64(BH_KVM_GET_REGS)]),
                                                          .init("socket", argument: 0, values: [UInt64(AF_UNIX)])])
         #expect(!vcpu.contains("socket"))
-        // Only the API thread accepts connections and opens a file (the metrics file).
-        for name in ["accept", "accept4", "openat", "poll"] {
-            #expect(api.contains(name) && !vcpu.contains(name) && !vmm.contains(name), "\(name)")
+        // Only the API thread opens a file (the metrics file). Connections are accepted by the API
+        // thread (API clients) and the VMM's event thread (vsock host clients), never by a vCPU.
+        #expect(api.contains("openat") && !vcpu.contains("openat") && !vmm.contains("openat"))
+        for name in ["accept", "accept4", "poll"] {
+            #expect(api.contains(name) && vmm.contains(name) && !vcpu.contains(name), "\(name)")
         }
         // Only the VMM thread removes the API socket at the end.
         #expect(vmm.contains("unlink") && !api.contains("unlink") && !vcpu.contains("unlink"))
@@ -147,8 +151,9 @@ struct ThreadConfinementProcessTests {
 
     @Test func everyThreadRunsUnderItsOwnFilter() throws {
         let threads = try threadsOfARunningVMM([])
-        // The API (main) thread, the VMM thread and the vCPU thread.
-        #expect(threads.count == 3, "\(threads)")
+        // The API (main) thread, the VMM thread, the device event thread (stdin for the
+        // console) and the vCPU thread.
+        #expect(threads.count == 4, "\(threads)")
         for (tid, status) in threads {
             #expect(status.mode == "2", "thread \(tid): Seccomp \(status.mode)")
             // One filter each: loaded by the thread itself, not inherited and stacked.
@@ -158,9 +163,9 @@ struct ThreadConfinementProcessTests {
 
     @Test func eachVCPUThreadLoadsItsOwnFilter() throws {
         // Three vCPUs (the guest starts none of the APs, which wait in KVM_RUN): one thread each,
-        // plus the API and VMM threads; Ctrl-Alt-Del still ends them all and the process.
+        // plus the API, VMM and device event threads; Ctrl-Alt-Del still ends them all and the process.
         let threads = try threadsOfARunningVMM([], vcpus: 3)
-        #expect(threads.count == 5, "\(threads)")
+        #expect(threads.count == 6, "\(threads)")
         for (tid, status) in threads {
             #expect(status.mode == "2" && status.filters == "1", "thread \(tid): \(status)")
         }
@@ -168,7 +173,7 @@ struct ThreadConfinementProcessTests {
 
     @Test func noSeccompLeavesTheThreadsUnfiltered() throws {
         let threads = try threadsOfARunningVMM(["--no-seccomp"])
-        #expect(threads.count == 3, "\(threads)")
+        #expect(threads.count == 4, "\(threads)")
         for (tid, status) in threads { #expect(status.mode == "0", "thread \(tid): Seccomp \(status.mode)") }
     }
 }

@@ -27,17 +27,19 @@ final class VMMProcess {
 
     /// Starts `bulkhead-vmm arguments...`; "SOCK" in an argument stands for `socketPath`.
     /// `prefix` (for example `ip netns exec NAME`) runs the VMM through another program.
-    convenience init(_ arguments: [String], directory: String, prefix: [String] = []) throws {
+    /// Its stdin (the guest's console input) is `stdin`.
+    convenience init(_ arguments: [String], directory: String, prefix: [String] = [], stdin: String = "/dev/null") throws {
         let argv = prefix + [vmmBinary] + arguments.map { $0 == "SOCK" ? directory + "/api.sock" : $0 }
-        try self.init(program: prefix.first.flatMap(findInPath) ?? vmmBinary, argv, directory: directory)
+        try self.init(program: prefix.first.flatMap(findInPath) ?? vmmBinary, argv, directory: directory, stdin: stdin)
     }
 
-    /// Starts `program` with `argv` (argv[0] included).
-    init(program: String, _ argv: [String], directory: String) throws {
+    /// Starts `program` with `argv` (argv[0] included), stdin from the file `stdin`.
+    init(program: String, _ argv: [String], directory: String, stdin: String = "/dev/null") throws {
         self.directory = directory
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, stdin, O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, directory + "/stdout", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_addopen(&actions, 2, directory + "/stderr", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         let cArgs = argv.map { strdup($0) } + [nil]

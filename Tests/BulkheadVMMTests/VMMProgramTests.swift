@@ -112,6 +112,23 @@ struct VMMProgramBootTests {
         #expect(lines.last == "DONE")
     }
 
+    @Test func stdinReachesTheGuestsSerialConsole() throws {
+        let directory = try makeTemporaryDirectory()
+        defer { removeTree(directory) }
+        try writeFile(directory + "/guest.elf", try buildGuest("serial_echo_guest.c"))
+        try writeFile(directory + "/config.json", Array("""
+            {"boot-source": {"kernel_image_path": "\(directory)/guest.elf"},
+             "machine-config": {"vcpu_count": 1, "mem_size_mib": 32}}
+            """.utf8))
+        // Longer than the 64-byte receive FIFO: the rest follows as the guest reads.
+        let text = "hello from the host " + String(repeating: "0123456789", count: 15)
+        try writeFile(directory + "/input", Array((text + "\n").utf8))
+        let vmm = try VMMProcess(["--no-api", "--config-file", directory + "/config.json"], directory: directory,
+                                 stdin: directory + "/input")
+        #expect(vmm.wait(seconds: 120) == 0, "stderr: \(vmm.stderr)")
+        #expect(vmm.stdout == "READY\nECHO \(text)\n")
+    }
+
     @Test func noAPIBootsASyntheticBzImage() throws {
         let directory = try makeTemporaryDirectory()
         defer { removeTree(directory) }

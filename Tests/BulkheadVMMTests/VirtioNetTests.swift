@@ -186,7 +186,7 @@ struct VirtioNetTests {
     @Test func eventThreadDeliversFramesAndPausingHoldsThem() throws {
         let h = try NetHarness()
         h.start()
-        let loop = try VirtioEventLoop(transports: [h.driver.transport])
+        let loop = try DeviceEventLoop(sources: [h.driver.transport])
         try loop.start()
         defer { loop.stop() }
         func waitForUsed(_ index: UInt16) -> Bool {
