@@ -33,7 +33,8 @@ public struct CPUIDEntry: Equatable, Sendable {
 /// consistent topology — `vcpuCount` logical processors in one package, `threadsPerCore` (1, or 2
 /// with SMT) to a core — in every leaf that describes it (1, Intel's 4, 0xB and 0x1F, AMD's
 /// 0x80000008 and 0x8000001E). Linux builds its sibling and core maps from these; leaves that
-/// disagree give warnings or a wrong scheduler topology.
+/// disagree give warnings or a wrong scheduler topology. Power management (leaf 6, but ARAT) and
+/// the performance-monitoring unit (leaf 0xA) are hidden.
 public enum GuestCPUID {
     public static func forVCPU(_ supported: [CPUIDEntry], vcpuID: UInt32, vcpuCount: UInt32,
                                threadsPerCore: UInt32 = 1) -> [CPUIDEntry] {
@@ -64,6 +65,16 @@ public enum GuestCPUID {
                 default: e.eax = 0; e.ebx = 0; e.ecx = e.index
                 }
                 e.edx = vcpuID  // x2APIC id
+            case 6:
+                // Thermal and power management: a vCPU has no sensors, turbo or energy hints to
+                // control; only "the APIC timer always runs" (ARAT, EAX bit 2) stays, so Linux
+                // does not fall back to a broadcast timer in idle. (Firecracker clears these too.)
+                e.eax &= 1 << 2
+                e.ebx = 0; e.ecx = 0; e.edx = 0
+            case 0xa:
+                // Architectural performance monitoring: none. The host's PMU is not the guest's to
+                // program, and a counted guest is a side channel (Firecracker hides it as well).
+                e.eax = 0; e.ebx = 0; e.ecx = 0; e.edx = 0
             case 0x8000_0008:
                 // AMD: [15:12] APIC id bits for the core, [7:0] logical processors - 1.
                 e.ecx = (e.ecx & ~0xf0ff) | (packageBits << 12) | (count - 1)

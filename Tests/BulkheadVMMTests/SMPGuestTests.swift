@@ -90,6 +90,15 @@ struct CPUIDTopologyTests {
         #expect([coreLevel.eax, coreLevel.ebx, coreLevel.edx] == [3, 6, 5])
     }
 
+    @Test func powerManagementButARATAndThePMUAreHidden() {
+        let host = [CPUIDEntry(function: 6, eax: 0x77, ebx: 2, ecx: 9, edx: 1),
+                    CPUIDEntry(function: 0xa, eax: 0x0730_0805, ebx: 0, ecx: 0, edx: 0x603)]
+        let guest = GuestCPUID.forVCPU(host, vcpuID: 0, vcpuCount: 1)
+        let power = leaf(guest, 6), pmu = leaf(guest, 0xa)
+        #expect([power.eax, power.ebx, power.ecx, power.edx] == [0x4, 0, 0, 0])
+        #expect([pmu.eax, pmu.ebx, pmu.ecx, pmu.edx] == [0, 0, 0, 0])
+    }
+
     @Test func oneVCPUHasNoHyperthreadingBit() {
         let cpu0 = GuestCPUID.forVCPU([CPUIDEntry(function: 1, edx: 1 << 28)], vcpuID: 0, vcpuCount: 1)
         #expect(leaf(cpu0, 1).edx & (1 << 28) == 0)
