@@ -65,7 +65,7 @@ let package = Package(
         .testTarget(name: "BulkheadRuntimeCLITests", dependencies: ["BulkheadRuntimeCLI"]),
         // Guests/ holds the C/assembly test guest that the tests compile with gcc at run time.
         // The bulkhead-vmm tests run the binary by path, not as a dependency (see below).
-        .testTarget(name: "BulkheadVMMTests", dependencies: ["BulkheadVMM", "BulkheadLinux"], exclude: ["Guests"]),
+        .testTarget(name: "BulkheadVMMTests", dependencies: ["BulkheadVMM", "BulkheadLinux"], exclude: ["Guests", "NestedTools"]),
         // Not a module dependency on the bulkhead-runtime executable: its -static-executable flag
         // would be applied to the test binary, which cannot link statically (no static Testing/XCTest
         // libraries; measured). `swift build --build-tests` still builds the binary; run it by path.

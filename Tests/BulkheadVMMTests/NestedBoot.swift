@@ -77,6 +77,16 @@ struct NestedBoot {
         else
           echo "BULKHEAD-NET none"
         fi
+        # Console input (the 8250's receive interrupt): L1 types a line once it sees READY.
+        echo BULKHEAD-CONSOLE-READY
+        if read -r -t 20 line; then echo "BULKHEAD-CONSOLE got=$line"; else echo "BULKHEAD-CONSOLE-FAILED"; fi
+        # vsock (bulkhead-vmm's run has a virtio-vsock device, id 0x0013): one stream each way with L1.
+        if grep -qx 0x0013 /sys/bus/virtio/devices/*/device 2>/dev/null; then
+          echo "BULKHEAD-VSOCK-OUT $(vsock-probe connect-vsock 2 5000 from-L2 2>&1)"
+          echo "BULKHEAD-VSOCK-IN $(vsock-probe listen-vsock 6000 2>&1)"
+        else
+          echo "BULKHEAD-VSOCK none"
+        fi
         # reboot -f does not wait for the tty to drain: give the last line time to leave.
         sleep 0.5
         reboot -f
@@ -97,11 +107,16 @@ struct NestedBoot {
         echo "L1-INIT $(cut -d' ' -f1 /proc/uptime)"
         while read -r m; do insmod "/lib/modules/$(uname -r)/$m" || echo "L1-ERR insmod $m"; done < /etc/modules
         if [ -c /dev/kvm ]; then echo "L1-KVM yes"; else echo "L1-KVM no"; fi
+        # The VMM's stdin is a FIFO (held open read-write, so never at end of file) into which
+        # awk types a line for L2's console once L2 prints BULKHEAD-CONSOLE-READY.
         run() { # LABEL CMD...
           label=$1; shift
+          rm -f /tmp/console; mkfifo /tmp/console; exec 3<>/tmp/console
           echo "L1-RUN-START $label $(cut -d' ' -f1 /proc/uptime)"
-          { timeout @TIMEOUT@ "$@" < /dev/null; echo "L2-EXIT $?"; } 2>&1 | awk -v L="$label" \\
-            '{ getline u < "/proc/uptime"; close("/proc/uptime"); split(u, a, " "); print "L2|" L "|" a[1] "|" $0; fflush() }'
+          { timeout @TIMEOUT@ "$@" <&3; echo "L2-EXIT $?"; } 2>&1 | awk -v L="$label" \\
+            '{ getline u < "/proc/uptime"; close("/proc/uptime"); split(u, a, " "); print "L2|" L "|" a[1] "|" $0; fflush() }
+             /BULKHEAD-CONSOLE-READY/ { print "typed-in-L1" > "/tmp/console"; close("/tmp/console") }'
+          exec 3<&-
           echo "L1-RUN-END $label $(cut -d' ' -f1 /proc/uptime)"
         }
         APPEND='@APPEND@'
@@ -110,6 +125,10 @@ struct NestedBoot {
           # The TAP appears when bulkhead-vmm opens it: give it L1's address once it exists.
           ( j=0; while [ ! -e /sys/class/net/bhtap0 ] && [ $j -lt 200 ]; do sleep 0.05; j=$((j + 1)); done
             ip addr add 10.0.2.1/24 dev bhtap0 && ip link set bhtap0 up ) &
+          # vsock: L1 listens where L2's connection to port 5000 lands, and connects to L2's port 6000.
+          rm -f /tmp/v.sock /tmp/v.sock_5000
+          vsock-probe listen-unix /tmp/v.sock_5000 > /dev/null 2>&1 &
+          vsock-probe connect-unix /tmp/v.sock 6000 from-L1 > /dev/null 2>&1 &
           run bulkhead-vmm /bin/bulkhead-vmm --no-api --config-file /l2/vm.json
           if [ -x /usr/bin/qemu-system-x86_64 ]; then
             run qemu-microvm /usr/bin/qemu-system-x86_64 -L /usr/share/qemu -accel kvm -cpu host -m 256 -smp @VCPUS@ \\
@@ -144,10 +163,11 @@ struct NestedBoot {
         try archive.addFile("etc/modules", text: paths.joined(separator: "\n") + "\n")
     }
 
-    func l2Initramfs() throws -> Initramfs {
+    func l2Initramfs(vsockProbe: String) throws -> Initramfs {
         var a = Initramfs()
         try Self.addBusybox(&a, from: busybox)
-        try Self.addModules(&a, kernel: kernel, names: ["virtio_mmio", "virtio_blk", "virtio_net"])
+        try Self.addModules(&a, kernel: kernel, names: ["virtio_mmio", "virtio_blk", "virtio_net", "vmw_vsock_virtio_transport"])
+        try a.addHostFile("bin/vsock-probe", from: vsockProbe)
         try a.addFile("init", text: Self.l2Init, permissions: 0o755)
         return a
     }
@@ -169,7 +189,12 @@ struct NestedBoot {
         try a.addHostFile("bin/bulkhead-vmm", from: stripped)
         // The L2 files.
         try a.addFile("l2/vmlinuz", contents: try readFile(kernel.vmlinuz))
-        let l2 = try l2Initramfs()
+        // Both ends of the vsock check (NestedTools/vsock_probe.c), static for L1 and L2.
+        let vsockProbe = directory + "/vsock-probe"
+        try runTool(["gcc", "-static", "-O2", "-Wall", "-Wextra", "-Werror", "-o", vsockProbe,
+                     nestedToolsDirectory + "/vsock_probe.c"])
+        try a.addHostFile("bin/vsock-probe", from: vsockProbe)
+        let l2 = try l2Initramfs(vsockProbe: vsockProbe)
         try a.addFile("l2/initramfs.cpio", contents: gzipInitramfs ? l2.gzipped() : l2.cpio())
         try runTool(["mkdir", "-p", directory + "/disk"])
         try writeFile(directory + "/disk/marker", Array((Self.diskMarker + "\n").utf8))
@@ -179,6 +204,7 @@ struct NestedBoot {
             {"boot-source": {"kernel_image_path": "/l2/vmlinuz", "initrd_path": "/l2/initramfs.cpio", "boot_args": "\(append)"},
              "drives": [{"drive_id": "disk", "path_on_host": "/l2/disk.ext4", "is_root_device": false, "is_read_only": true}],
              "network-interfaces": [{"iface_id": "eth0", "host_dev_name": "bhtap0", "guest_mac": "06:00:0a:00:02:02"}],
+             "vsock": {"guest_cid": 3, "uds_path": "/tmp/v.sock"},
              "machine-config": {"vcpu_count": \(vcpus), "mem_size_mib": 256}}
             """)
         if withQEMUMicrovm {
@@ -241,6 +267,12 @@ struct NestedBoot {
         return result
     }
 }
+
+/// Programs the harness builds for L1 and L2, next to this file.
+let nestedToolsDirectory: String = {
+    let file = #filePath
+    return String(file[..<file.lastIndex(of: "/")!]) + "/NestedTools"
+}()
 
 func monotonicSeconds() -> Double {
     var t = timespec()

@@ -22,6 +22,7 @@ let nestedPrerequisites: (kernel: GuestKernel?, reason: String) = {
     }
     guard isStaticELF("/bin/busybox") else { return (nil, "needs a static /bin/busybox (Debian package busybox-static)") }
     guard findInPath("mke2fs") != nil else { return (nil, "needs mke2fs (Debian package e2fsprogs) for the L2 disk") }
+    guard gccAvailable else { return (nil, "needs gcc (and the static libc of libc6-dev) to build the vsock probe") }
     guard vmmBinaryAvailable, isStaticELF(vmmBinary) else {
         return (nil, "needs the static bulkhead-vmm at \(vmmBinary) (swift build --build-tests builds it)")
     }
@@ -70,6 +71,14 @@ let nestedPrerequisites: (kernel: GuestKernel?, reason: String) = {
             // The stock kernel's virtio_net finds the device and reaches L1 through the TAP.
             #expect(run.seconds(toLineContaining: "BULKHEAD-NET ok 06:00:0a:00:02:02") != nil,
                     "L2 did not ping L1 over virtio-net; last L2 lines:\n\(NestedBootReport.tail(run))")
+            // What L1 typed reached L2's shell through the UART's receive interrupt.
+            #expect(run.seconds(toLineContaining: "BULKHEAD-CONSOLE got=typed-in-L1") != nil,
+                    "L2 did not read L1's console input; last L2 lines:\n\(NestedBootReport.tail(run))")
+            // vsock, one stream each way: L2 to L1's listener on <uds_path>_5000, L1 to L2's port 6000.
+            #expect(run.seconds(toLineContaining: "BULKHEAD-VSOCK-OUT reply=host got from-L2") != nil,
+                    "L2's vsock connection to the host failed; last L2 lines:\n\(NestedBootReport.tail(run))")
+            #expect(run.seconds(toLineContaining: "BULKHEAD-VSOCK-IN got=from-L1") != nil,
+                    "L1's vsock connection to L2 failed; last L2 lines:\n\(NestedBootReport.tail(run))")
             #expect(run.exitStatus == 0, "bulkhead-vmm exit \(run.exitStatus.map(String.init) ?? "?") (124 = timeout)")
         }
     }
