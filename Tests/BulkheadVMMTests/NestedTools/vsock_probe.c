@@ -44,6 +44,16 @@ static int unix_address(struct sockaddr_un *a, const char *path) {
   return 0;
 }
 
+/* Listens on the bound `fd`, accepts one stream, prints "got=<line>" and answers "<prefix><line>". */
+static int answer_one(int fd, const char *prefix) {
+  char line[512];
+  if (listen(fd, 1) < 0) return fail("listen");
+  int c = accept(fd, NULL, NULL);
+  if (c < 0 || read_line(c, line, sizeof line) < 0 || send_line(c, prefix, line) < 0) return fail("accept");
+  printf("got=%s\n", line);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   char line[512];
   alarm(60);
@@ -58,22 +68,16 @@ int main(int argc, char **argv) {
   if (argc == 3 && !strcmp(argv[1], "listen-vsock")) {
     struct sockaddr_vm a = {.svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = (unsigned)atoi(argv[2])};
     int fd = socket(AF_VSOCK, SOCK_STREAM, 0);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 1) < 0) return fail("vsock listen");
-    int c = accept(fd, NULL, NULL);
-    if (c < 0 || read_line(c, line, sizeof line) < 0 || send_line(c, "guest got ", line) < 0) return fail("vsock accept");
-    printf("got=%s\n", line);
-    return 0;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0) return fail("vsock bind");
+    return answer_one(fd, "guest got ");
   }
   if (argc == 3 && !strcmp(argv[1], "listen-unix")) {
     struct sockaddr_un a;
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
     if (fd < 0 || unix_address(&a, argv[2]) < 0) return fail("unix socket");
     unlink(argv[2]);
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 1) < 0) return fail("unix listen");
-    int c = accept(fd, NULL, NULL);
-    if (c < 0 || read_line(c, line, sizeof line) < 0 || send_line(c, "host got ", line) < 0) return fail("unix accept");
-    printf("got=%s\n", line);
-    return 0;
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0) return fail("unix bind");
+    return answer_one(fd, "host got ");
   }
   if (argc == 5 && !strcmp(argv[1], "connect-unix")) {
     struct sockaddr_un a;
