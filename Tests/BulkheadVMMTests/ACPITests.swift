@@ -120,13 +120,18 @@ struct ACPIDisassemblyTests {
         return result
     }
 
-    @Test func dsdtNamesCOM1AndEveryVirtioDeviceWithAddressesAndIRQs() throws {
+    @Test func dsdtNamesCOM1TheI8042AndEveryVirtioDeviceWithAddressesAndIRQs() throws {
         let dsl = try #require(try disassemble(ACPITables(vcpuCount: 1, virtioDevices: twoVirtioDevices))["DSDT"])
         let compact = dsl.split(whereSeparator: \.isWhitespace).joined(separator: " ")
         #expect(compact.contains("Scope (\\_SB) {"))
         #expect(compact.contains("Device (COM1) { Name (_HID, EisaId (\"PNP0501\")"))
         #expect(compact.contains("IO (Decode16, 0x03F8, // Range Minimum 0x03F8, // Range Maximum 0x01, // Alignment 0x08, // Length )"))
         #expect(compact.contains("IRQNoFlags () {4}"))
+        // The i8042 (iasl drops the name's padding) with its ports and IRQ 1, without which Linux maps no GSI for IRQ 1.
+        #expect(compact.contains("Device (PS2) { Name (_HID, EisaId (\"PNP0303\")"))
+        #expect(compact.contains("IO (Decode16, 0x0060, // Range Minimum 0x0060, // Range Maximum 0x01, // Alignment 0x01, // Length )"))
+        #expect(compact.contains("IO (Decode16, 0x0064, // Range Minimum 0x0064, // Range Maximum 0x01, // Alignment 0x01, // Length )"))
+        #expect(compact.contains("IRQNoFlags () {1}"))
         for (i, d) in twoVirtioDevices.enumerated() {
             let name = ACPITables.virtioDeviceName(i)
             #expect(compact.contains("Device (\(name)) { Name (_HID, \"LNRO0005\")"), "\(name)")

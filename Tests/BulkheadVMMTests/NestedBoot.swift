@@ -17,8 +17,11 @@ struct NestedBoot {
     static let diskMarker = "BULKHEAD-DISK-MARKER-7f3a"
 
     /// The L2 kernel command line, the same for both VMMs. No RTC in either (cmos_init would
-    /// probe for ~3 s), reset through the i8042.
-    static let l2Append = "console=ttyS0 loglevel=4 reboot=k panic=-1 tsc=reliable no_timer_check i8042.noaux i8042.nomux i8042.nopnp "
+    /// probe for ~3 s), reset through the i8042. Not i8042.nopnp: on a hardware-reduced ACPI
+    /// platform Linux has no legacy IRQs, so the i8042 driver gets its interrupt only from the
+    /// DSDT's PNP0303 device through PNP (with nopnp it asks for IRQ 1, which does not exist:
+    /// "probe of i8042 failed with error -22").
+    static let l2Append = "console=ttyS0 loglevel=4 reboot=k panic=-1 tsc=reliable no_timer_check i8042.noaux i8042.nomux "
         + "i8042.dumbkbd random.trust_cpu=on mitigations=off initcall_blacklist=cmos_init"
 
     var kernel: GuestKernel
@@ -61,6 +64,8 @@ struct NestedBoot {
         echo BULKHEAD-INIT
         while read -r m; do insmod "/lib/modules/$(uname -r)/$m" || echo "BULKHEAD-ERR insmod $m"; done < /etc/modules
         echo \(bootedMarker)
+        # The kernel's i8042 lines are below the console loglevel: show them for the test.
+        dmesg | grep -E 'i8042[: ]|serio' | sed 's/^/BULKHEAD-DMESG /'
         i=0
         while [ ! -b /dev/vda ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
         mkdir -p /mnt

@@ -63,6 +63,11 @@ let nestedPrerequisites: (kernel: GuestKernel?, reason: String) = {
             // The stock kernel's virtio_net finds the device and reaches L1 through the TAP.
             #expect(run.seconds(toLineContaining: "BULKHEAD-NET ok 06:00:0a:00:02:02") != nil,
                     "L2 did not ping L1 over virtio-net; last L2 lines:\n\(NestedBootReport.tail(run))")
+            // The i8042 driver binds (its IRQ comes from the DSDT's PNP0303): Ctrl-Alt-Del needs it.
+            #expect(run.seconds(toLineContaining: "serio: i8042 KBD port at 0x60,0x64") != nil,
+                    "L2's i8042 driver did not register its keyboard port; last L2 lines:\n\(NestedBootReport.tail(run))")
+            #expect(run.seconds(toLineContaining: "probe of i8042 failed") == nil,
+                    "L2's i8042 probe failed; last L2 lines:\n\(NestedBootReport.tail(run))")
             #expect(run.exitStatus == 0, "bulkhead-vmm exit \(run.exitStatus.map(String.init) ?? "?") (124 = timeout)")
         }
     }
