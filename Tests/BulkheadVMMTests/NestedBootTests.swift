@@ -45,6 +45,7 @@ let nestedPrerequisites: (kernel: GuestKernel?, reason: String) = {
         if let v = getenv("BULKHEAD_NESTED_APPEND") { harness.extraAppend = String(cString: v) }
         if let v = getenv("BULKHEAD_NESTED_QEMU"), String(cString: v) == "0" { harness.withQEMUMicrovm = false }
         if let v = getenv("BULKHEAD_NESTED_GZIP"), String(cString: v) == "1" { harness.gzipInitramfs = true }
+        if let v = getenv("BULKHEAD_NESTED_DMESG"), String(cString: v) == "1" { harness.l2Dmesg = true }
         let result = try harness.run()
         if let v = getenv("BULKHEAD_NESTED_LOG") { try? writeFile(String(cString: v), Array(result.l1Log.utf8)) }
         let report = NestedBootReport(result)
