@@ -166,6 +166,9 @@ let kernelPackageCached: Bool = {
         // Dependencies before their users.
         if let ring = names.firstIndex(of: "virtio_ring"), let blk = names.firstIndex(of: "virtio_blk") { #expect(ring < blk) }
         for p in paths { #expect(access(kernel.modulesDirectory + "/" + p, R_OK) == 0, "\(p) staged") }
+        // The ELF inside vmlinuz, which bulkhead-vmm boots like any vmlinux: startup_64 at 16 MiB.
+        let vmlinux = try ELFKernel(image: try readFile(kernel.vmlinux), memorySize: 256 << 20)
+        #expect(vmlinux.entry == 0x100_0000)
         lines.removeAll()
         let again = try GuestKernel.fetch(cacheDirectory: kernelCacheDirectory) { lines.append($0) }
         #expect(again == kernel)

@@ -40,6 +40,10 @@ struct NestedBoot {
     var gzipInitramfs = false
     /// L2's init prints its whole kernel log after the markers.
     var l2Dmesg = false
+    /// Also boot the ELF vmlinux extracted from the same bzImage (`GuestKernel.vmlinux`): through
+    /// bulkhead-vmm's ELF loader as Firecracker does ("bulkhead-vmm-elf") and through QEMU
+    /// microvm's PVH entry ("qemu-microvm-pvh"). The guest then skips its own decompression.
+    var withVmlinux = true
 
     struct Run {
         var label: String
@@ -122,16 +126,25 @@ struct NestedBoot {
         }
         APPEND='@APPEND@'
         i=0
-        while [ $i -le @RUNS@ ]; do
+        vmm() { # LABEL CONFIG
           # The TAP appears when bulkhead-vmm opens it: give it L1's address once it exists.
           ( j=0; while [ ! -e /sys/class/net/bhtap0 ] && [ $j -lt 200 ]; do sleep 0.05; j=$((j + 1)); done
             ip addr add 10.0.2.1/24 dev bhtap0 && ip link set bhtap0 up ) &
-          run bulkhead-vmm /bin/bulkhead-vmm --no-api --config-file /l2/vm.json
+          run "$1" /bin/bulkhead-vmm --no-api --config-file "$2"
+        }
+        qemu() { # LABEL KERNEL
+          run "$1" /usr/bin/qemu-system-x86_64 -L /usr/share/qemu -accel kvm -cpu host -m 256 -smp 1 \
+            -M microvm,acpi=on,pit=off,pic=off,rtc=off,isa-serial=on -nodefaults -no-user-config -nographic \
+            -serial stdio -no-reboot -kernel "$2" -initrd /l2/initramfs.cpio -append "$APPEND reboot=t" \
+            -drive id=d,file=/l2/disk.ext4,format=raw,if=none,readonly=on -device virtio-blk-device,drive=d
+        }
+        while [ $i -le @RUNS@ ]; do
+          vmm bulkhead-vmm /l2/vm.json
+          [ -e /l2/vmlinux ] && vmm bulkhead-vmm-elf /l2/vm-elf.json
           if [ -x /usr/bin/qemu-system-x86_64 ]; then
-            run qemu-microvm /usr/bin/qemu-system-x86_64 -L /usr/share/qemu -accel kvm -cpu host -m 256 -smp 1 \\
-              -M microvm,acpi=on,pit=off,pic=off,rtc=off,isa-serial=on -nodefaults -no-user-config -nographic \\
-              -serial stdio -no-reboot -kernel /l2/vmlinuz -initrd /l2/initramfs.cpio -append "$APPEND reboot=t" \\
-              -drive id=d,file=/l2/disk.ext4,format=raw,if=none,readonly=on -device virtio-blk-device,drive=d
+            qemu qemu-microvm /l2/vmlinuz
+            # The same vmlinux through its PVH entry note (QEMU's pvh.bin option ROM).
+            [ -e /l2/vmlinux ] && qemu qemu-microvm-pvh /l2/vmlinux
             [ $i = 0 ] && ! [ -e /usr/share/qemu/bios-microvm.bin ] && echo "L1-ERR no microvm firmware"
           fi
           i=$((i + 1))
@@ -191,12 +204,19 @@ struct NestedBoot {
         try writeFile(directory + "/disk/marker", Array((Self.diskMarker + "\n").utf8))
         try runTool(["mke2fs", "-q", "-F", "-t", "ext4", "-d", directory + "/disk", directory + "/disk.ext4", "8M"])
         try a.addHostFile("l2/disk.ext4", from: directory + "/disk.ext4")
-        try a.addFile("l2/vm.json", text: """
-            {"boot-source": {"kernel_image_path": "/l2/vmlinuz", "initrd_path": "/l2/initramfs.cpio", "boot_args": "\(append)"},
+        func config(kernel: String) -> String {
+            """
+            {"boot-source": {"kernel_image_path": "\(kernel)", "initrd_path": "/l2/initramfs.cpio", "boot_args": "\(append)"},
              "drives": [{"drive_id": "disk", "path_on_host": "/l2/disk.ext4", "is_root_device": false, "is_read_only": true}],
              "network-interfaces": [{"iface_id": "eth0", "host_dev_name": "bhtap0", "guest_mac": "06:00:0a:00:02:02"}],
              "machine-config": {"vcpu_count": 1, "mem_size_mib": 256}}
-            """)
+            """
+        }
+        try a.addFile("l2/vm.json", text: config(kernel: "/l2/vmlinuz"))
+        if withVmlinux {
+            try a.addHostFile("l2/vmlinux", from: kernel.vmlinux)
+            try a.addFile("l2/vm-elf.json", text: config(kernel: "/l2/vmlinux"))
+        }
         if withQEMUMicrovm {
             // QEMU with the libraries ldd names and the microvm firmware.
             try a.addHostFile("usr/bin/qemu-system-x86_64", from: qemu)
@@ -205,7 +225,7 @@ struct NestedBoot {
                 let path = words.first { $0.hasPrefix("/") }
                 if let path { try a.addHostFile(String(path), from: String(path)) }
             }
-            for rom in ["bios-microvm.bin", "linuxboot_dma.bin"] {
+            for rom in ["bios-microvm.bin", "linuxboot_dma.bin", "pvh.bin"] {
                 try a.addHostFile("usr/share/qemu/\(rom)", from: "/usr/share/qemu/\(rom)")
             }
         }
