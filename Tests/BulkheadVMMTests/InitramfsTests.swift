@@ -181,3 +181,20 @@ let kernelPackageCached: Bool = {
         #expect(FetchKernelCommand.main(["--bogus"]) == 2)
     }
 }
+
+@Suite("Host files")
+struct HostFilesTests {
+    @Test func readWholeFileReadsRegularFilesExactlyAndProcFilesThatClaimSizeZero() throws {
+        let directory = try makeTemporaryDirectory()
+        defer { removeTree(directory) }
+        let bytes = (0..<(3 << 20) + 17).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 13) }
+        try writeWholeFile(directory + "/f", bytes)
+        #expect(try readWholeFile(directory + "/f") == bytes)
+        try writeWholeFile(directory + "/empty", [])
+        #expect(try readWholeFile(directory + "/empty") == [])
+        // fstat says 0 bytes for /proc files: the content comes from the chunked reads after it.
+        let status = String(decoding: try readWholeFile("/proc/self/status"), as: UTF8.self)
+        #expect(status.hasPrefix("Name:") && status.contains("\nPid:"))
+        #expect(throws: HostError.self) { try readWholeFile(directory + "/missing") }
+    }
+}
