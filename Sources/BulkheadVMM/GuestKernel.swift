@@ -157,16 +157,15 @@ public struct GuestKernel: Equatable, Sendable {
     /// on their next fetch). Through a temporary file, so a killed fetch leaves no half ELF.
     func extractVmlinux(log: (String) -> Void) throws(HostError) {
         guard !fileExists(vmlinux) else { return }
+        let image = try readWholeFile(vmlinuz)
         let payload: (compression: KernelPayload.Compression, bytes: ArraySlice<UInt8>)
-        do { payload = try KernelPayload.compressed(in: try readWholeFile(vmlinuz)) } catch let e as VMMError {
-            throw HostError("\(vmlinuz): \(e)")
-        } catch { throw error as! HostError }
+        do { payload = try KernelPayload.compressed(in: image) } catch { throw HostError("\(vmlinuz): \(error)") }
         let scratch = directory + "/.vmlinux-\(getpid())"
         defer { _ = try? runProgram(["rm", "-f", scratch, scratch + ".compressed"]) }
         if payload.compression == .lz4Legacy {
-            do { try writeWholeFile(scratch, try KernelPayload.decompressLZ4Legacy(payload.bytes)) } catch let e as VMMError {
-                throw HostError("\(vmlinuz): \(e)")
-            } catch { throw error as! HostError }
+            let elf: [UInt8]
+            do { elf = try KernelPayload.decompressLZ4Legacy(payload.bytes) } catch { throw HostError("\(vmlinuz): \(error)") }
+            try writeWholeFile(scratch, elf)
         } else {
             try writeWholeFile(scratch + ".compressed", Array(payload.bytes))
             let tool = payload.compression.decompressCommand.joined(separator: " ")
