@@ -40,6 +40,8 @@ public struct ACPITables {
     /// COM1 as every PC has it.
     public static let com1Port: UInt16 = 0x3f8
     public static let com1IRQ: UInt8 = 4
+    /// The i8042's keyboard interrupt, ISA IRQ 1.
+    public static let i8042IRQ: UInt8 = 1
 
     public var vcpuCount: Int
     public var virtioDevices: [VirtioMMIODeviceDescription]
@@ -57,8 +59,15 @@ public struct ACPITables {
 
     // MARK: The tables
 
-    /// DSDT: \_SB with COM1 (PNP0501) and one LNRO0005 device per virtio-mmio transport, named VR00,
-    /// VR01, ... with _UID equal to its index.
+    /// DSDT: \_SB with COM1 (PNP0501), the i8042 (PNP0303, as Firecracker's PS2_) and one LNRO0005
+    /// device per virtio-mmio transport, named VR00, VR01, ... with _UID equal to its index.
+    ///
+    /// The legacy devices have to be here with their IRQs: on a hardware-reduced platform Linux has
+    /// no legacy PIC, so no Linux IRQ 0-15 exists (nr_legacy_irqs() is 0) and a GSI gets a Linux
+    /// IRQ only when ACPI's PNP layer maps a device's _CRS (COM1's GSI 4 becomes IRQ 2x). Without
+    /// PS2_, the i8042 driver falls back to request_irq(1) and its probe fails with -EINVAL
+    /// ("i8042: probe of i8042 failed with error -22"), and Ctrl-Alt-Del has no driver. The same
+    /// happens with i8042.nopnp on the command line, which therefore must not be given.
     public func dsdt() -> ACPITable {
         var devices: [[UInt8]] = [
             AML.device("COM1", [
@@ -67,6 +76,14 @@ public struct ACPITables {
                 AML.name("_CRS", AML.resourceTemplate([
                     AML.ioPort(base: Self.com1Port, length: 8),
                     AML.irqNoFlags(Self.com1IRQ),
+                ])),
+            ]),
+            AML.device("PS2_", [
+                AML.name("_HID", AML.eisaID("PNP0303")),
+                AML.name("_CRS", AML.resourceTemplate([
+                    AML.ioPort(base: I8042.dataPort, length: 1),
+                    AML.ioPort(base: I8042.commandPort, length: 1),
+                    AML.irqNoFlags(Self.i8042IRQ),
                 ])),
             ]),
         ]

@@ -8,10 +8,11 @@ public enum FetchKernelCommand {
         Usage: bulkhead-vmm fetch-kernel --dir CACHE [--module NAME]...
 
         Downloads the kernel package behind linux-image-cloud-amd64 with apt-get download into
-        CACHE/debs (nothing is installed), extracts it with dpkg-deb and keeps vmlinuz and the
+        CACHE/debs (nothing is installed), extracts it with dpkg-deb and keeps vmlinuz, the ELF
+        vmlinux decompressed from it (boots without the guest decompressing itself), and the
         guest's modules with their dependencies (default: \(GuestKernel.guestModules.joined(separator: " "))).
         --module adds a module (repeatable). Run again, it reuses the cache. Prints:
-          release=R  vmlinuz=PATH  modules_dir=PATH  module=PATH (relative to modules_dir, load order)
+          release=R  vmlinuz=PATH  vmlinux=PATH  modules_dir=PATH  module=PATH (relative to modules_dir, load order)
         """
 
     public static func main(_ arguments: [String]) -> Int32 {
@@ -31,7 +32,7 @@ public enum FetchKernelCommand {
         guard let directory else { printError("fetch-kernel: --dir CACHE is required\n\(usage)"); return 2 }
         do {
             let kernel = try GuestKernel.fetch(cacheDirectory: directory, modules: modules) { printError("fetch-kernel: \($0)") }
-            var text = "release=\(kernel.release)\nvmlinuz=\(kernel.vmlinuz)\nmodules_dir=\(kernel.modulesDirectory)\n"
+            var text = "release=\(kernel.release)\nvmlinuz=\(kernel.vmlinuz)\nvmlinux=\(kernel.vmlinux)\nmodules_dir=\(kernel.modulesDirectory)\n"
             for m in try kernel.modulePaths(modules) { text += "module=\(m)\n" }
             print(text, terminator: "")
             return 0

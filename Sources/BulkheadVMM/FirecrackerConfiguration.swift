@@ -55,7 +55,9 @@ public struct FirecrackerConfiguration: Equatable, Sendable {
 
     /// Firecracker's default command line when boot_args is absent: reboot through the i8042
     /// (so a guest reboot ends the VMM), no serial ports probed, a dumb keyboard controller.
-    public static let defaultBootArgs = "reboot=k panic=1 pci=off nomodule 8250.nr_uarts=0 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd"
+    /// Without i8042.nopnp, as Firecracker since its ACPI tables: the i8042 driver gets its IRQ
+    /// from the DSDT through PNP (see `ACPITables.dsdt`), with nopnp its probe fails.
+    public static let defaultBootArgs = "reboot=k panic=1 pci=off nomodule 8250.nr_uarts=0 i8042.noaux i8042.nomux i8042.dumbkbd"
 
     /// IDs in paths and bodies: alphanumeric and '_' (Firecracker's checked_id).
     static func checkID(_ id: String, field: String) throws(FirecrackerError) {

@@ -218,19 +218,8 @@ public final class FirecrackerVMM: @unchecked Sendable {
     }
 
     static func readFile(_ path: String, what: String) throws(FirecrackerError) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            throw FirecrackerError("Cannot open the \(what) \(path): \(String(cString: strerror(errno))).")
-        }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let n = read(fd, &chunk, chunk.count)
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { throw FirecrackerError("Cannot read the \(what) \(path): \(String(cString: strerror(errno))).") }
-            if n == 0 { return bytes }
-            bytes += chunk[0..<n]
+        do { return try readWholeFile(path) } catch {
+            throw FirecrackerError("Cannot read the \(what) \(path): \(error).")
         }
     }
 }

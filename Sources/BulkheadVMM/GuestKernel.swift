@@ -7,6 +7,7 @@ import Glibc
 ///
 ///     CACHE/debs/linux-image-<release>_<version>_amd64.deb       apt-get download
 ///     CACHE/<release>/vmlinuz                                      boot/vmlinuz-<release>
+///     CACHE/<release>/vmlinux                                      the ELF inside vmlinuz (KernelPayload)
 ///     CACHE/<release>/config                                       boot/config-<release>
 ///     CACHE/<release>/lib/modules/<release>/kernel/...ko           the staged modules
 ///     CACHE/<release>/lib/modules/<release>/modules.dep            depmod's format, staged modules only
@@ -18,6 +19,9 @@ public struct GuestKernel: Equatable, Sendable {
     /// CACHE/<release>.
     public var directory: String
     public var vmlinuz: String { directory + "/vmlinuz" }
+    /// The same kernel as `vmlinuz`, decompressed: the ELF vmlinux a VMM boots without the guest
+    /// decompressing itself first (Firecracker's way).
+    public var vmlinux: String { directory + "/vmlinux" }
     /// CACHE/<release>/lib/modules/<release>: copy it to /lib/modules/<release> in an initramfs.
     public var modulesDirectory: String { directory + "/lib/modules/" + release }
 
@@ -139,12 +143,40 @@ public struct GuestKernel: Equatable, Sendable {
         if let text = try? readWholeFile(stamp), fileExists(kernel.vmlinuz) {
             staged = Set(String(decoding: text, as: UTF8.self).split(separator: "\n").map(String.init))
             if wanted.isSubset(of: staged) {
+                try kernel.extractVmlinux(log: log)
                 log("up to date: \(kernel.directory)")
                 return kernel
             }
         }
         kernel = try stage(deb: deb, release: release, into: kernel.directory, modules: staged.union(wanted).sorted(), log: log)
+        try kernel.extractVmlinux(log: log)
         return kernel
+    }
+
+    /// Writes `vmlinux` from `vmlinuz` unless it is there (caches staged before it existed get it
+    /// on their next fetch). Through a temporary file, so a killed fetch leaves no half ELF.
+    func extractVmlinux(log: (String) -> Void) throws(HostError) {
+        guard !fileExists(vmlinux) else { return }
+        let image = try readWholeFile(vmlinuz)
+        let payload: (compression: KernelPayload.Compression, bytes: ArraySlice<UInt8>)
+        do { payload = try KernelPayload.compressed(in: image) } catch { throw HostError("\(vmlinuz): \(error)") }
+        let scratch = directory + "/.vmlinux-\(getpid())"
+        defer { _ = try? runProgram(["rm", "-f", scratch, scratch + ".compressed"]) }
+        if payload.compression == .lz4Legacy {
+            let elf: [UInt8]
+            do { elf = try KernelPayload.decompressLZ4Legacy(payload.bytes) } catch { throw HostError("\(vmlinuz): \(error)") }
+            try writeWholeFile(scratch, elf)
+        } else {
+            try writeWholeFile(scratch + ".compressed", Array(payload.bytes))
+            let tool = payload.compression.decompressCommand.joined(separator: " ")
+            // The kernel appends the uncompressed size to the payload, which some tools call trailing garbage.
+            _ = try? runProgram(["sh", "-c", "\(tool) < '\(scratch).compressed' > '\(scratch)'"])
+        }
+        guard let head = try? readWholeFile(scratch).prefix(4), head.elementsEqual([0x7f, 0x45, 0x4c, 0x46]) else {
+            throw HostError("\(vmlinuz): its \(payload.compression.rawValue) payload did not decompress to an ELF vmlinux")
+        }
+        guard rename(scratch, vmlinux) == 0 else { throw HostError("rename \(scratch) to \(vmlinux)", errno: errno) }
+        log("extracted \(vmlinux) from the \(payload.compression.rawValue) payload of \(vmlinuz)")
     }
 
     static func findOrDownloadPackage(debDirectory: String, log: (String) -> Void) throws(HostError) -> String {

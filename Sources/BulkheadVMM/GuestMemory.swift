@@ -4,19 +4,31 @@ import Glibc
 ///
 /// MAP_NORESERVE so a large guest costs only the pages it touches. Every access is bounds-checked
 /// against the mapping and returns an error for a bad address instead of faulting the VMM.
+///
+/// The mapping starts on a 2 MiB boundary, as QEMU aligns guest RAM: KVM maps a guest page with a
+/// 2 MiB nested page table entry only where the host address and the guest physical address agree
+/// modulo 2 MiB and the host backs it with a huge page (THP). At mmap's 4 KiB alignment every guest
+/// page costs its own nested page fault (an exit), whatever the host's THP setting.
 public final class GuestMemory {
     public let size: UInt64
     /// Host address of guest physical address 0 (what KVM_SET_USER_MEMORY_REGION gets).
     public let hostAddress: UnsafeMutableRawPointer
+    /// The alignment of `hostAddress`: x86-64's huge page size.
+    public static let hostAlignment = 2 << 20
 
     public init(size: UInt64) throws {
-        guard size > 0, size % 4096 == 0, size <= UInt64(Int.max) else {
+        guard size > 0, size % 4096 == 0, size <= UInt64(Int.max - Self.hostAlignment) else {
             throw VMMError.invalidConfiguration("guest memory size \(size) must be a positive multiple of 4096")
         }
-        let p = mmap(nil, Int(size), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        // Map 2 MiB more than needed and unmap the unaligned head and the tail beyond `size`.
+        let mapped = Int(size) + Self.hostAlignment
+        let p = mmap(nil, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
         guard let p, p != MAP_FAILED else { throw KVMError("mmap guest memory of \(size) bytes", errno: errno) }
+        let head = (Self.hostAlignment - Int(bitPattern: p) % Self.hostAlignment) % Self.hostAlignment
+        if head > 0 { munmap(p, head) }
+        munmap(p + head + Int(size), mapped - head - Int(size))
         self.size = size
-        self.hostAddress = p
+        self.hostAddress = p + head
     }
 
     deinit { munmap(hostAddress, Int(size)) }

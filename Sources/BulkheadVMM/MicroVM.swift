@@ -203,8 +203,8 @@ public final class MicroVM {
         }
         self.vcpus = vcpus
 
-        // The keyboard's ISA IRQ 1, for Ctrl-Alt-Del.
-        i8042.interrupt = try IRQFDInterrupt(vm: vm, gsi: 1)
+        // The keyboard's ISA IRQ 1, for Ctrl-Alt-Del, which the DSDT gives the i8042.
+        i8042.interrupt = try IRQFDInterrupt(vm: vm, gsi: UInt32(ACPITables.i8042IRQ))
         // COM1's THR-empty interrupt on ISA IRQ 4, which the DSDT gives COM1.
         serial.interrupt = try IRQFDInterrupt(vm: vm, gsi: UInt32(ACPITables.com1IRQ))
         let ports = PortIOBus()

@@ -81,6 +81,15 @@ struct FirecrackerModelTests {
         #expect(try configFile(config.json.text) == config)
     }
 
+    /// Without boot_args the guest gets Firecracker's defaults, minus i8042.nopnp: on our
+    /// hardware-reduced ACPI platform the i8042 driver finds its IRQ only through PNP.
+    @Test func defaultCommandLineLetsTheI8042FindItsIRQThroughPNP() throws {
+        let config = try configFile(#"{"boot-source": {"kernel_image_path": "/k"}}"#)
+        #expect(config.kernelCommandLine == FirecrackerConfiguration.defaultBootArgs)
+        #expect(config.kernelCommandLine.contains("reboot=k") && config.kernelCommandLine.contains("i8042.dumbkbd"))
+        #expect(!config.kernelCommandLine.contains("i8042.nopnp"))
+    }
+
     @Test(arguments: [
         (#"{"boot-source": {"boot_args": "x"}}"#, "missing field `kernel_image_path`"),
         (#"{"machine-config": {"vcpu_count": 1, "mem_size_mib": "big"}}"#, "`mem_size_mib` must be a non-negative integer"),

@@ -26,6 +26,17 @@ struct GuestMemoryTests {
         #expect(try memory.read(at: 1 << 20, count: 0) == [])  // an empty range at the end is fine
     }
 
+    /// KVM can back guest memory with 2 MiB nested pages only if host and guest addresses agree
+    /// modulo 2 MiB.
+    @Test func hostMappingIsHugePageAlignedAndExactlySized() throws {
+        for size: UInt64 in [1 << 20, 3 << 20, 256 << 20, (2 << 20) + 4096] {
+            let memory = try GuestMemory(size: size)
+            #expect(Int(bitPattern: memory.hostAddress) % GuestMemory.hostAlignment == 0, "size \(size)")
+            try memory.fill(0xab, at: 0, count: size)  // every byte of the range is mapped
+            #expect(try memory.read(at: size - 1, count: 1) == [0xab])
+        }
+    }
+
     @Test func sizeMustBePageMultiple() {
         #expect(throws: VMMError.self) { try GuestMemory(size: 4095) }
         #expect(throws: VMMError.self) { try GuestMemory(size: 0) }

@@ -166,6 +166,9 @@ let kernelPackageCached: Bool = {
         // Dependencies before their users.
         if let ring = names.firstIndex(of: "virtio_ring"), let blk = names.firstIndex(of: "virtio_blk") { #expect(ring < blk) }
         for p in paths { #expect(access(kernel.modulesDirectory + "/" + p, R_OK) == 0, "\(p) staged") }
+        // The ELF inside vmlinuz, which bulkhead-vmm boots like any vmlinux: startup_64 at 16 MiB.
+        let vmlinux = try ELFKernel(image: try readFile(kernel.vmlinux), memorySize: 256 << 20)
+        #expect(vmlinux.entry == 0x100_0000)
         lines.removeAll()
         let again = try GuestKernel.fetch(cacheDirectory: kernelCacheDirectory) { lines.append($0) }
         #expect(again == kernel)
@@ -176,5 +179,22 @@ let kernelPackageCached: Bool = {
         #expect(FetchKernelCommand.main([]) == 2)
         #expect(FetchKernelCommand.main(["--dir"]) == 2)
         #expect(FetchKernelCommand.main(["--bogus"]) == 2)
+    }
+}
+
+@Suite("Host files")
+struct HostFilesTests {
+    @Test func readWholeFileReadsRegularFilesExactlyAndProcFilesThatClaimSizeZero() throws {
+        let directory = try makeTemporaryDirectory()
+        defer { removeTree(directory) }
+        let bytes = (0..<(3 << 20) + 17).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 13) }
+        try writeWholeFile(directory + "/f", bytes)
+        #expect(try readWholeFile(directory + "/f") == bytes)
+        try writeWholeFile(directory + "/empty", [])
+        #expect(try readWholeFile(directory + "/empty") == [])
+        // fstat says 0 bytes for /proc files: the content comes from the chunked reads after it.
+        let status = String(decoding: try readWholeFile("/proc/self/status"), as: UTF8.self)
+        #expect(status.hasPrefix("Name:") && status.contains("\nPid:"))
+        #expect(throws: HostError.self) { try readWholeFile(directory + "/missing") }
     }
 }

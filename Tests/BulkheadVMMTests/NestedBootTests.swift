@@ -48,6 +48,8 @@ let nestedPrerequisites: (kernel: GuestKernel?, reason: String) = {
         if let v = getenv("BULKHEAD_NESTED_GZIP"), String(cString: v) == "1" { harness.gzipInitramfs = true }
         // Two vCPUs by default, so the stock kernel's SMP bring-up (INIT/SIPI, its own trampoline) is tested.
         harness.vcpus = getenv("BULKHEAD_NESTED_VCPUS").flatMap { Int(String(cString: $0)) } ?? 2
+        if let v = getenv("BULKHEAD_NESTED_DMESG"), String(cString: v) == "1" { harness.l2Dmesg = true }
+        if let v = getenv("BULKHEAD_NESTED_VMLINUX"), String(cString: v) == "0" { harness.withVmlinux = false }
         let result = try harness.run()
         if let v = getenv("BULKHEAD_NESTED_LOG") { try? writeFile(String(cString: v), Array(result.l1Log.utf8)) }
         let report = NestedBootReport(result)
@@ -56,30 +58,37 @@ let nestedPrerequisites: (kernel: GuestKernel?, reason: String) = {
         let l1KVM = result.l1KVM
         #expect(l1KVM, "L1 has no /dev/kvm (kvm_amd did not load); L1 console tail:\n\(report.l1Tail)")
         // The first run of each VMM warms L1's caches; with BULKHEAD_NESTED_RUNS=0 it is the only one.
-        let all = result.runs("bulkhead-vmm")
-        let measured = all.count > 1 ? Array(all.dropFirst()) : all
-        #expect(!measured.isEmpty, "no measured bulkhead-vmm run; L1 console tail:\n\(report.l1Tail)")
-        for run in measured {
-            #expect(run.seconds(toLineContaining: NestedBoot.bootedMarker) != nil,
-                    "L2 did not print \(NestedBoot.bootedMarker); last L2 lines:\n\(NestedBootReport.tail(run))")
-            #expect(run.seconds(toLineContaining: "BULKHEAD-DISK \(NestedBoot.diskMarker)") != nil,
-                    "L2 did not read the disk marker; last L2 lines:\n\(NestedBootReport.tail(run))")
-            // Linux brought every vCPU online.
-            let online = harness.vcpus == 1 ? "0" : "0-\(harness.vcpus - 1)"
-            #expect(run.seconds(toLineContaining: "BULKHEAD-CPUS online=\(online)") != nil,
-                    "L2 did not bring \(harness.vcpus) vCPUs online; last L2 lines:\n\(NestedBootReport.tail(run))")
-            // The stock kernel's virtio_net finds the device and reaches L1 through the TAP.
-            #expect(run.seconds(toLineContaining: "BULKHEAD-NET ok 06:00:0a:00:02:02") != nil,
-                    "L2 did not ping L1 over virtio-net; last L2 lines:\n\(NestedBootReport.tail(run))")
-            // What L1 typed reached L2's shell through the UART's receive interrupt.
-            #expect(run.seconds(toLineContaining: "BULKHEAD-CONSOLE got=typed-in-L1") != nil,
-                    "L2 did not read L1's console input; last L2 lines:\n\(NestedBootReport.tail(run))")
-            // vsock, one stream each way: L2 to L1's listener on <uds_path>_5000, L1 to L2's port 6000.
-            #expect(run.seconds(toLineContaining: "BULKHEAD-VSOCK-OUT reply=host got from-L2") != nil,
-                    "L2's vsock connection to the host failed; last L2 lines:\n\(NestedBootReport.tail(run))")
-            #expect(run.seconds(toLineContaining: "BULKHEAD-VSOCK-IN got=from-L1") != nil,
-                    "L1's vsock connection to L2 failed; last L2 lines:\n\(NestedBootReport.tail(run))")
-            #expect(run.exitStatus == 0, "bulkhead-vmm exit \(run.exitStatus.map(String.init) ?? "?") (124 = timeout)")
+        for label in ["bulkhead-vmm"] + (harness.withVmlinux ? ["bulkhead-vmm-elf"] : []) {
+            let all = result.runs(label)
+            let measured = all.count > 1 ? Array(all.dropFirst()) : all
+            #expect(!measured.isEmpty, "no measured \(label) run; L1 console tail:\n\(report.l1Tail)")
+            for run in measured {
+                #expect(run.seconds(toLineContaining: NestedBoot.bootedMarker) != nil,
+                        "L2 did not print \(NestedBoot.bootedMarker); last L2 lines:\n\(NestedBootReport.tail(run))")
+                #expect(run.seconds(toLineContaining: "BULKHEAD-DISK \(NestedBoot.diskMarker)") != nil,
+                        "L2 did not read the disk marker; last L2 lines:\n\(NestedBootReport.tail(run))")
+                // The stock kernel's virtio_net finds the device and reaches L1 through the TAP.
+                #expect(run.seconds(toLineContaining: "BULKHEAD-NET ok 06:00:0a:00:02:02") != nil,
+                        "L2 did not ping L1 over virtio-net; last L2 lines:\n\(NestedBootReport.tail(run))")
+                // The i8042 driver binds (its IRQ comes from the DSDT's PNP0303): Ctrl-Alt-Del needs it.
+                #expect(run.seconds(toLineContaining: "serio: i8042 KBD port at 0x60,0x64") != nil,
+                        "L2's i8042 driver did not register its keyboard port; last L2 lines:\n\(NestedBootReport.tail(run))")
+                #expect(run.seconds(toLineContaining: "probe of i8042 failed") == nil,
+                        "L2's i8042 probe failed; last L2 lines:\n\(NestedBootReport.tail(run))")
+                // Linux brought every vCPU online.
+                let online = harness.vcpus == 1 ? "0" : "0-\(harness.vcpus - 1)"
+                #expect(run.seconds(toLineContaining: "BULKHEAD-CPUS online=\(online)") != nil,
+                        "L2 did not bring \(harness.vcpus) vCPUs online; last L2 lines:\n\(NestedBootReport.tail(run))")
+                // What L1 typed reached L2's shell through the UART's receive interrupt.
+                #expect(run.seconds(toLineContaining: "BULKHEAD-CONSOLE got=typed-in-L1") != nil,
+                        "L2 did not read L1's console input; last L2 lines:\n\(NestedBootReport.tail(run))")
+                // vsock, one stream each way: L2 to L1's listener on <uds_path>_5000, L1 to L2's port 6000.
+                #expect(run.seconds(toLineContaining: "BULKHEAD-VSOCK-OUT reply=host got from-L2") != nil,
+                        "L2's vsock connection to the host failed; last L2 lines:\n\(NestedBootReport.tail(run))")
+                #expect(run.seconds(toLineContaining: "BULKHEAD-VSOCK-IN got=from-L1") != nil,
+                        "L1's vsock connection to L2 failed; last L2 lines:\n\(NestedBootReport.tail(run))")
+                #expect(run.exitStatus == 0, "\(label) exit \(run.exitStatus.map(String.init) ?? "?") (124 = timeout)")
+            }
         }
     }
 }
@@ -97,7 +106,7 @@ struct NestedBootReport {
         l1Tail = result.l1Log.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }).suffix(40).joined(separator: "\n")
         text = "NESTED_L1 kvm=\(result.l1KVM) total_s=\(format2(result.l1Seconds)) (TCG L1, 1 vCPU, L2 times on L1's clock)\n"
         var medians: [String: Double] = [:]
-        for label in ["bulkhead-vmm", "qemu-microvm"] {
+        for label in Self.labels {
             let all = result.runs(label)
             guard !all.isEmpty else { continue }
             let measured = all.count > 1 ? Array(all.dropFirst()) : all
@@ -118,10 +127,17 @@ struct NestedBootReport {
                 text += "last L2 lines of a failed \(label) run:\n\(Self.tail(bad))\n"
             }
         }
-        if let b = medians["bulkhead-vmm"], let q = medians["qemu-microvm"] {
-            text += "NESTED_RATIO bulkhead-vmm/qemu-microvm booted=\(format2(b / q))\n"
+        for (b, q) in Self.ratios {
+            if let mb = medians[b], let mq = medians[q] { text += "NESTED_RATIO \(b)/\(q) booted=\(format2(mb / mq))\n" }
         }
     }
+
+    /// bzImage through each VMM, then the ELF vmlinux from the same bzImage (bulkhead-vmm's ELF
+    /// loader, QEMU's PVH entry).
+    static let labels = ["bulkhead-vmm", "qemu-microvm", "bulkhead-vmm-elf", "qemu-microvm-pvh"]
+    /// Each bulkhead-vmm boot against QEMU booting the same file, and the ELF boot against QEMU's bzImage boot.
+    static let ratios = [("bulkhead-vmm", "qemu-microvm"), ("bulkhead-vmm-elf", "qemu-microvm-pvh"),
+                         ("bulkhead-vmm-elf", "qemu-microvm")]
 }
 
 func format2(_ v: Double) -> String {
