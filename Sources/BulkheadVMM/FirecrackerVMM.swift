@@ -1,3 +1,4 @@
+import BulkheadJSON
 import Glibc
 
 /// One microVM driven the Firecracker way: configured piece by piece (API requests or a config
@@ -254,11 +255,12 @@ public final class FirecrackerVMM: @unchecked Sendable {
         }
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
-        let line = JSONValue.object([
+        let metrics: JSONValue = [
+            "api_server": ["requests": .integer(apiRequests)],
             "utc_timestamp_ms": .integer(Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000),
-            "api_server": .object(["requests": .integer(Int64(apiRequests))]),
-            "vmm": .object(["state": .string(currentState.rawValue)]),
-        ]).text + "\n"
+            "vmm": ["state": .string(currentState.rawValue)],
+        ]
+        let line = metrics.text + "\n"
         let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0o644)
         guard fd >= 0 else {
             throw FirecrackerError("Cannot write metrics to `metrics_path` \(path): \(String(cString: strerror(errno))).")

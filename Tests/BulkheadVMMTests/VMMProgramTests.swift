@@ -63,6 +63,24 @@ struct VMMAPIServerTests {
         _ = idle
     }
 
+    /// Its JSON is BulkheadJSON's: measured, FoundationEssentials' code touched at start-up alone
+    /// kept about 1 MiB of the binary resident (file pages are mapped 64 KiB around each fault).
+    @Test func theBinaryLinksNoFoundation() throws {
+        let bytes = try readFile(vmmBinary)
+        let needle = Array("FoundationEssentials".utf8)
+        let found = bytes.withUnsafeBufferPointer { b -> Bool in
+            var offset = 0
+            while offset + needle.count <= b.count {
+                guard let hit = memchr(b.baseAddress! + offset, Int32(needle[0]), b.count - offset) else { return false }
+                let at = b.baseAddress!.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+                if at + needle.count <= b.count, memcmp(hit, needle, needle.count) == 0 { return true }
+                offset = at + 1
+            }
+            return false
+        }
+        #expect(!found, "\(vmmBinary) contains FoundationEssentials")
+    }
+
     @Test func noAPIWithoutAConfigFileIsAUsageError() throws {
         let directory = try makeTemporaryDirectory()
         defer { removeTree(directory) }
