@@ -1,7 +1,7 @@
 import Glibc
 
-/// Whole-file reads and writes with errors that name the file. Small files only: state, config,
-/// cgroup and /proc files.
+/// Whole-file reads and writes with errors that name the file: state, config, cgroup and /proc
+/// files, and the VMM's kernels and initrds.
 public enum Files {
     public static func readBytes(_ path: String) throws(SystemError) -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
@@ -11,11 +11,13 @@ public enum Files {
     }
 
     /// Everything `fd` gives until end of file; `path` names it in errors. Reads straight into
-    /// the result's spare capacity: no zero-filled bounce buffer (kernel files report size 0, so
-    /// the size cannot be asked first).
+    /// the result: no bounce buffer. A regular file's size is the first guess (one byte more, so
+    /// that the second read sees the end), so a kernel image is read without regrowing; kernel
+    /// files report size 0 and start from a page.
     public static func readAll(_ fd: Int32, path: String) throws(SystemError) -> [UInt8] {
         var result: [UInt8] = []
-        var capacity = 4096
+        var st = stat()
+        var capacity = fstat(fd, &st) == 0 && st.st_size > 0 ? Int(st.st_size) + 1 : 4096
         while true {
             if result.count == capacity { capacity *= 2 }
             let start = result.count

@@ -1,4 +1,5 @@
 import BulkheadJSON
+import BulkheadLinux
 import Glibc
 
 /// One microVM driven the Firecracker way: configured piece by piece (API requests or a config
@@ -270,20 +271,13 @@ public final class FirecrackerVMM: @unchecked Sendable {
         _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
     }
 
+    /// The whole file. No 1 MiB bounce buffer: measured, glibc then kept 1 MiB of freed heap
+    /// resident for the VMM's whole life (a freed mmap-sized chunk raises its trim threshold).
     static func readFile(_ path: String, what: String) throws(FirecrackerError) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            throw FirecrackerError("Cannot open the \(what) \(path): \(String(cString: strerror(errno))).")
-        }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let n = read(fd, &chunk, chunk.count)
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { throw FirecrackerError("Cannot read the \(what) \(path): \(String(cString: strerror(errno))).") }
-            if n == 0 { return bytes }
-            bytes += chunk[0..<n]
+        do {
+            return try Files.readBytes(path)
+        } catch {
+            throw FirecrackerError("Cannot \(error.operation) the \(what) \(path): \(String(cString: strerror(error.errno))).")
         }
     }
 }

@@ -1,3 +1,4 @@
+import BulkheadLinux
 import Glibc
 
 /// A failed step on the host (file, directory or helper program) outside the VM itself, with the
@@ -12,21 +13,12 @@ public struct HostError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-/// The whole file.
+/// The whole file (Files.readBytes, with this module's error type).
 func readWholeFile(_ path: String) throws(HostError) -> [UInt8] {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { throw HostError("open \(path)", errno: errno) }
-    defer { close(fd) }
-    var st = stat()
-    var bytes: [UInt8] = []
-    if fstat(fd, &st) == 0 { bytes.reserveCapacity(Int(st.st_size)) }
-    var chunk = [UInt8](repeating: 0, count: 1 << 20)
-    while true {
-        let n = read(fd, &chunk, chunk.count)
-        if n < 0 && errno == EINTR { continue }
-        guard n >= 0 else { throw HostError("read \(path)", errno: errno) }
-        if n == 0 { return bytes }
-        bytes += chunk[0..<n]
+    do {
+        return try Files.readBytes(path)
+    } catch {
+        throw HostError("\(error.operation) \(path)", errno: error.errno)
     }
 }
 

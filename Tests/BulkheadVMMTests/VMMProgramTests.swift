@@ -167,6 +167,31 @@ struct VMMProgramBootTests {
         #expect(vmm.stdout.hasSuffix("CTRL-ALT-DEL\n"))
     }
 
+    /// The monitor's own memory while a guest runs: reading the kernel through a 1 MiB bounce
+    /// buffer left 1 MiB of freed heap resident for the VMM's whole life (measured: [heap] RSS
+    /// 1052 KiB before, 84 KiB after). The bound is far from both.
+    @Test func heapStaysSmallWhileTheGuestRuns() throws {
+        let directory = try makeTemporaryDirectory()
+        defer { removeTree(directory) }
+        try writeFile(directory + "/guest.elf", try buildGuest("ctrl_alt_del_guest.c"))
+        try writeFile(directory + "/config.json", Array("""
+            {"boot-source": {"kernel_image_path": "\(directory)/guest.elf"},
+             "machine-config": {"vcpu_count": 1, "mem_size_mib": 128}}
+            """.utf8))
+        let vmm = try VMMProcess(["--api-sock", "SOCK", "--config-file", directory + "/config.json"], directory: directory)
+        defer { if vmm.exitStatus == nil { kill(vmm.pid, SIGKILL); vmm.wait(seconds: 5) } }
+        var waited = 0
+        while !vmm.stdout.contains("WAITING FOR CTRL-ALT-DEL") && waited < 6000 { usleep(10_000); waited += 1 }
+        #expect(vmm.stdout.contains("WAITING FOR CTRL-ALT-DEL"))
+        let smaps = String(decoding: try readFile("/proc/\(vmm.pid)/smaps"), as: UTF8.self).split(separator: "\n")
+        guard let heap = smaps.firstIndex(where: { $0.hasSuffix("[heap]") }),
+              let rss = smaps[heap...].first(where: { $0.hasPrefix("Rss:") }) else {
+            Issue.record("no [heap] in smaps"); return
+        }
+        let kib = Int(rss.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? -1
+        #expect(kib >= 0 && kib < 512, "[heap] RSS \(kib) KiB")
+    }
+
     @Test func apiConfiguresStartsPausesAndCtrlAltDelEndsTheProcess() throws {
         let directory = try makeTemporaryDirectory()
         defer { removeTree(directory) }
