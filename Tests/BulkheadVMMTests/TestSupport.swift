@@ -90,17 +90,11 @@ func buildFlatGuest(_ source: String) throws -> [UInt8] {
     return try readFile("\(directory)/guest.bin")
 }
 
+/// Guests/build-guest.sh has the compiler flags; the benches build their guests with it too.
 func buildGuest(_ source: String, linkerScript: String) throws -> [UInt8] {
     let directory = try makeTemporaryDirectory()
     defer { removeTree(directory) }
     let elf = "\(directory)/guest.elf"
-    try runTool([
-        "gcc", "-ffreestanding", "-nostdlib", "-mgeneral-regs-only", "-mno-red-zone", "-static", "-O2",
-        // Kernel-mode code at fixed addresses: no PIC/PIE, no stack protector (no TLS), no unwind tables.
-        "-fno-pic", "-fno-pie", "-no-pie", "-fno-stack-protector", "-fno-asynchronous-unwind-tables",
-        "-Wall", "-Wextra", "-Werror",
-        "-Wl,-T,\(guestSourceDirectory)/\(linkerScript)", "-Wl,--build-id=none", "-Wl,--no-warn-rwx-segments",
-        "-o", elf, "-I", guestSourceDirectory, "\(guestSourceDirectory)/boot_entry.S", "\(guestSourceDirectory)/\(source)",
-    ])
+    try runTool(["sh", "\(guestSourceDirectory)/build-guest.sh", source, elf, linkerScript])
     return try readFile(elf)
 }
