@@ -35,6 +35,14 @@ func runTool(_ argv: [String]) throws {
     }
 }
 
+/// Runs a program (looked up in PATH) and returns what it printed on stdout.
+func toolOutput(_ argv: [String]) throws -> String {
+    let directory = try makeTemporaryDirectory()
+    defer { removeTree(directory) }
+    try runTool(["sh", "-c", #"out=$1; shift; exec "$@" > "$out""#, "sh", directory + "/out"] + argv)
+    return String(decoding: try readFile(directory + "/out"), as: UTF8.self)
+}
+
 func readFile(_ path: String) throws -> [UInt8] {
     guard let f = fopen(path, "rb") else { throw ToolFailure(description: "fopen \(path): errno \(errno)") }
     defer { fclose(f) }

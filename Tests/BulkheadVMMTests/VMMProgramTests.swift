@@ -81,6 +81,33 @@ struct VMMAPIServerTests {
         #expect(!found, "\(vmmBinary) contains FoundationEssentials")
     }
 
+    /// Its code starts with the functions of Sources/bulkhead-vmm/hot-symbols.txt, which lld put
+    /// first and together (Package.swift: RSS follows how many 64 KiB windows the code it runs
+    /// spans), and the list still names most of its code (a debug build lacks the release-only
+    /// specializations). Needs nm and readelf (binutils, which gcc brings).
+    @Test(.enabled(if: findInPath("nm") != nil && findInPath("readelf") != nil, "needs nm and readelf (binutils)"))
+    func theCodeStartsWithTheHotFunctions() throws {
+        let packageRoot = "/" + #filePath.split(separator: "/").dropLast(3).joined(separator: "/")
+        let listed = String(decoding: try readFile(packageRoot + "/Sources/bulkhead-vmm/hot-symbols.txt"), as: UTF8.self)
+            .split(separator: "\n").map(String.init)
+        let sections = try toolOutput(["readelf", "-SW", vmmBinary]).split(separator: "\n")
+        guard let text = sections.first(where: { $0.contains(" .text ") }),
+              let fields = Optional(text.split(separator: " ", omittingEmptySubsequences: true)),
+              let index = fields.firstIndex(of: ".text"), let start = UInt64(fields[index + 2], radix: 16) else {
+            Issue.record("no .text in \(vmmBinary)"); return
+        }
+        var functions: [(address: UInt64, name: String)] = []
+        for line in try toolOutput(["nm", "-n", "--defined-only", vmmBinary]).split(separator: "\n") {
+            let f = line.split(separator: " ", maxSplits: 2)
+            guard f.count == 3, "tTwW".contains(f[1]), let address = UInt64(f[0], radix: 16), address >= start else { continue }
+            functions.append((address, String(f[2])))
+        }
+        let names = Set(functions.map(\.name))
+        let present = listed.filter(names.contains)
+        #expect(present.count * 2 > listed.count, "\(present.count) of \(listed.count) listed functions are in the binary")
+        #expect(functions.first?.name == present.first, "first function \(functions.first?.name ?? "none")")
+    }
+
     @Test func noAPIWithoutAConfigFileIsAUsageError() throws {
         let directory = try makeTemporaryDirectory()
         defer { removeTree(directory) }
