@@ -78,7 +78,7 @@ let package = Package(
         // Firecracker's command line and API over the microVM monitor; one process per microVM.
         .executableTarget(
             name: "bulkhead-vmm",
-            dependencies: ["BulkheadVMM"],
+            dependencies: ["BulkheadVMM", "CBulkhead"],
             exclude: ["hot-symbols.txt"],
             linkerSettings: vmmExecutable
         ),

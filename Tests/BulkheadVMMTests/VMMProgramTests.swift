@@ -196,7 +196,8 @@ struct VMMProgramBootTests {
 
     /// The monitor's own memory while a guest runs: reading the kernel through a 1 MiB bounce
     /// buffer left 1 MiB of freed heap resident for the VMM's whole life (measured: [heap] RSS
-    /// 1052 KiB before, 84 KiB after). The bound is far from both.
+    /// 1052 KiB before, 84 KiB after; the bound is far from both), and every thread had a malloc
+    /// arena of its own.
     @Test func heapStaysSmallWhileTheGuestRuns() throws {
         let directory = try makeTemporaryDirectory()
         defer { removeTree(directory) }
@@ -217,6 +218,15 @@ struct VMMProgramBootTests {
         }
         let kib = Int(rss.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? -1
         #expect(kib >= 0 && kib < 512, "[heap] RSS \(kib) KiB")
+        // One malloc arena (main.swift): a thread's own arena shows as the inaccessible rest of
+        // a 64 MiB reservation (guard pages of thread stacks are a page).
+        let arenaReserves = smaps.filter { line in
+            let f = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard f.count >= 2, f[1] == "---p", let range = Optional(f[0].split(separator: "-")), range.count == 2,
+                  let lo = UInt64(range[0], radix: 16), let hi = UInt64(range[1], radix: 16) else { return false }
+            return hi - lo >= 32 << 20
+        }
+        #expect(arenaReserves.isEmpty, "per-thread malloc arenas: \(arenaReserves)")
     }
 
     @Test func apiConfiguresStartsPausesAndCtrlAltDelEndsTheProcess() throws {
