@@ -21,14 +21,14 @@ let directMetadataAccess: [SwiftSetting] = [
 ]
 
 // bulkhead-vmm links no Foundation: its JSON is BulkheadJSON's. Measured (release, 1 vCPU, 128 MiB,
-// idle guest): the monitor's own RSS fell from 8.6 to 6.5 MiB and the binary from 27 to 18 MB.
+// idle guest): the monitor's own RSS fell from 8.6 to 6.4 MiB and the binary from 27 to 18 MB.
 //
 // bulkhead-vmm's own memory is mostly its code, and Linux maps file pages 64 KiB around every fault
 // ("fault-around"), so what counts is how many 64 KiB windows the code it runs is spread over, not
 // its size. lld puts the functions a run executes (Sources/bulkhead-vmm/hot-symbols.txt, made by
 // bench/vmm-hot-symbols.sh) first and together; swiftc on Linux already gives each function a
 // section of its own, except merged ones (-disable-llvm-merge-functions-pass measured no better).
-// Measured (release, 1 vCPU, 128 MiB, idle guest): monitor RSS 5.45 -> 4.75 MiB. A stale list
+// Measured (release, 1 vCPU, 128 MiB, idle guest): monitor RSS 5.3 -> 4.4 MiB. A stale list
 // costs only locality: names that no longer exist are ignored. SwiftPM does not see the list as
 // an input of the link; the script relinks.
 let vmmExecutable: [LinkerSetting] = [
