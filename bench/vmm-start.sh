@@ -65,8 +65,8 @@ results = []
 def load():
     return "load %.2f %.2f %.2f" % os.getloadavg()
 
-def spawn(argv, out=subprocess.DEVNULL):
-    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.DEVNULL)
+def spawn(argv, out=subprocess.DEVNULL, err=subprocess.DEVNULL):
+    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
 
 def stop(p):
     if p.poll() is None:
@@ -181,14 +181,27 @@ if kvm:
         f.write('{"boot-source": {"kernel_image_path": "%s/ctrl_alt_del.elf"},'
                 ' "machine-config": {"vcpu_count": 1, "mem_size_mib": %d}}' % (work, guest_mib))
     sock = f"{work}/mem.sock"
-    out = open(f"{work}/mem.out", "w+b")
-    p = spawn([vmm, "--api-sock", sock, "--config-file", config], out=out)
+    # The child writes through its own open file: seeking a shared one to read it back would
+    # move the child's write offset too (seen: the guest's line overwritten, never found).
+    out = open(f"{work}/mem.out", "wb")
+    err = open(f"{work}/mem.err", "w+b")
+    p = spawn([vmm, "--api-sock", sock, "--config-file", config], out=out, err=err)
     def waiting():
-        out.seek(0)
-        return b"WAITING FOR CTRL-ALT-DEL" in out.read()
-    if not poll_until(60, waiting):
+        with open(f"{work}/mem.out", "rb") as f:
+            return b"WAITING FOR CTRL-ALT-DEL" in f.read() or p.poll() is not None
+    if not poll_until(60, waiting) or p.poll() is not None:
+        for task in sorted(os.listdir(f"/proc/{p.pid}/task")) if p.poll() is None else []:
+            def read(name):
+                try:
+                    with open(f"/proc/{p.pid}/task/{task}/{name}") as f:
+                        return f.read().strip()
+                except OSError:
+                    return "?"
+            print(f"  thread {task} {read('comm')}: {read('stat').split(') ')[-1][:1]} in {read('wchan')}", file=sys.stderr)
         stop(p)
-        sys.exit("the Ctrl-Alt-Del guest never started waiting")
+        err.seek(0)
+        sys.exit("the Ctrl-Alt-Del guest never started waiting (exit %s); bulkhead-vmm said: %s"
+                 % (p.returncode, err.read().decode(errors="replace")[-800:]))
     time.sleep(1)
     # smaps: the guest RAM is the anonymous mapping of exactly guest_mib; the rest is the monitor's.
     rss = guest = file_backed = 0
