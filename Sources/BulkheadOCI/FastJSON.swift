@@ -6,6 +6,8 @@
 // the requested type (negative for unsigned, too large, fractional for an integer) is a
 // DecodingError.typeMismatch with the coding path of the field.
 
+import BulkheadJSON
+
 /// Decodes Decodable values from JSON.
 ///
 /// Errors are `DecodingError`s with the coding path of the offending value. A syntax error is
@@ -167,77 +169,13 @@ enum JSONUnbox {
 
     static func integer<T: FixedWidthInteger>(_ value: JSONValue, _ path: @autoclosure () -> [any CodingKey]) throws -> T {
         guard case .number(let text) = value else { throw mismatch(T.self, value, path()) }
-        guard let n: T = exactInteger(text) else { throw doesNotFit(T.self, text, path()) }
+        guard let n: T = JSONValue.exactInteger(text) else { throw doesNotFit(T.self, text, path()) }
         return n
     }
 
     private static func doesNotFit(_ type: Any.Type, _ text: String, _ path: [any CodingKey]) -> DecodingError {
         .typeMismatch(type, DecodingError.Context(
             codingPath: path, debugDescription: "Expected to decode \(type) but found \(text) instead."))
-    }
-
-    /// The integer a JSON number denotes exactly, if it is one and fits T: 12, -0, 1e3 and 2.50e1
-    /// are integers; 1.5 and 1e-1 are not. `text` matches the JSON number grammar.
-    static func exactInteger<T: FixedWidthInteger>(_ text: String) -> T? {
-        var text = text
-        return text.withUTF8 { exactInteger($0) }
-    }
-
-    private static func exactInteger<T: FixedWidthInteger>(_ b: UnsafeBufferPointer<UInt8>) -> T? {
-        let zero = UInt8(ascii: "0")
-        var i = 0
-        let negative = i < b.count && b[i] == UInt8(ascii: "-")
-        if negative { i += 1 }
-        let intStart = i
-        while i < b.count, b[i] >= zero, b[i] <= UInt8(ascii: "9") { i += 1 }
-        let intCount = i - intStart
-        var fracStart = i, fracCount = 0
-        if i < b.count, b[i] == UInt8(ascii: ".") {
-            i += 1
-            fracStart = i
-            while i < b.count, b[i] >= zero, b[i] <= UInt8(ascii: "9") { i += 1 }
-            fracCount = i - fracStart
-        }
-        var exponent = 0
-        if i < b.count, b[i] == UInt8(ascii: "e") || b[i] == UInt8(ascii: "E") {
-            i += 1
-            let expNegative = i < b.count && b[i] == UInt8(ascii: "-")
-            if i < b.count, b[i] == UInt8(ascii: "-") || b[i] == UInt8(ascii: "+") { i += 1 }
-            while i < b.count {
-                if exponent < 1_000_000 { exponent = exponent * 10 + Int(b[i] &- zero) }
-                i += 1
-            }
-            if expNegative { exponent = -exponent }
-        }
-        // The digits of integer and fraction part as one sequence; the number is that sequence
-        // times 10^(exponent - fracCount).
-        let total = intCount + fracCount
-        func digit(_ k: Int) -> UInt8 { (k < intCount ? b[intStart + k] : b[fracStart + k - intCount]) &- zero }
-        var first = 0
-        while first < total, digit(first) == 0 { first += 1 }
-        if first == total { return 0 }  // 0, -0, 0.000e5
-        var last = total - 1
-        while digit(last) == 0 { last -= 1 }
-        let scale = (total - 1 - last) + exponent - fracCount
-        if scale < 0 { return nil }  // a fraction
-        if last - first + 1 + scale > 20 { return nil }  // more digits than UInt64.max has
-        var magnitude: UInt64 = 0
-        for k in first...last {
-            let (m, o1) = magnitude.multipliedReportingOverflow(by: 10)
-            let (s, o2) = m.addingReportingOverflow(UInt64(digit(k)))
-            if o1 || o2 { return nil }
-            magnitude = s
-        }
-        for _ in 0..<scale {
-            let (m, o) = magnitude.multipliedReportingOverflow(by: 10)
-            if o { return nil }
-            magnitude = m
-        }
-        if !negative { return T(exactly: magnitude) }
-        guard T.isSigned else { return nil }
-        if let m = T(exactly: magnitude) { return 0 - m }
-        if magnitude == UInt64(T.min.magnitude) { return T.min }
-        return nil
     }
 }
 

@@ -2,14 +2,14 @@
 // every failure as a DecodingError with a coding path; this file turns it into a JSON path a
 // person can act on.
 
-import FoundationEssentials
+import BulkheadJSON
 import Glibc
 
 extension Spec {
     /// Decodes a config.json document. Every failure is a ConfigError naming the field.
-    public static func decode(_ data: some DataProtocol) throws(ConfigError) -> Spec {
+    public static func decode(_ bytes: [UInt8]) throws(ConfigError) -> Spec {
         do {
-            return try FastJSON.decode(Spec.self, from: [UInt8](data))
+            return try FastJSON.decode(Spec.self, from: bytes)
         } catch {
             throw translate(error)
         }

@@ -1,3 +1,5 @@
+import BulkheadJSON
+
 /// Firecracker's REST API over a FirecrackerVMM: the same paths, methods, JSON bodies, 204 on
 /// success and 400 with {"fault_message": ...} on failure (parsed_request.rs in Firecracker).
 extension FirecrackerVMM {
@@ -19,7 +21,7 @@ extension FirecrackerVMM {
         let resource = tokens.first ?? ""
         let id = tokens.count > 1 ? tokens[1] : nil
         let hasBody = !request.body.isEmpty
-        func body() throws(FirecrackerError) -> JSONValue { try JSONValue.parse(request.body) }
+        func body() throws(FirecrackerError) -> JSONValue { try JSONValue.parseRequest(request.body) }
 
         switch (request.method, resource) {
         case ("GET", _) where hasBody:
@@ -29,10 +31,10 @@ extension FirecrackerVMM {
         case ("PATCH", _) where !hasBody:
             throw FirecrackerError("Empty PATCH request.")
         case ("GET", ""):
-            return .json(.object(["id": .string(instanceID), "state": .string(currentState.rawValue),
-                                  "vmm_version": .string(Self.version), "app_name": .string(Self.appName)]))
+            return .json(["app_name": .string(Self.appName), "id": .string(instanceID),
+                          "state": .string(currentState.rawValue), "vmm_version": .string(Self.version)])
         case ("GET", "version"):
-            return .json(.object(["firecracker_version": .string(Self.version)]))
+            return .json(["firecracker_version": .string(Self.version)])
         case ("GET", "machine-config"):
             return .json(configuration.machineConfigJSON)
         case ("GET", "vm") where id == "config":
@@ -57,11 +59,12 @@ extension FirecrackerVMM {
         case ("PATCH", "machine-config"):
             // A partial update: the fields sent over the current ones, checked as a whole.
             try requireNotStarted()
-            guard case let .object(current) = configuration.machineConfigJSON, case let .object(update) = try body() else {
+            guard case let .object(update) = try body() else {
                 throw FirecrackerError("An error occurred when deserializing the json body of a request: machine-config must be a JSON object.")
             }
-            configuration.machineConfig = try FirecrackerConfiguration.machineConfig(
-                .object(current.merging(update) { _, new in new }))
+            var merged = configuration.machineConfigJSON
+            for field in update { merged[field.key] = field.value }
+            configuration.machineConfig = try FirecrackerConfiguration.machineConfig(merged)
         case ("PUT", "network-interfaces"):
             try requireNotStarted()
             guard let id else { throw FirecrackerError("Missing the interface ID in the path (PUT /network-interfaces/{iface_id}).") }
@@ -69,10 +72,7 @@ extension FirecrackerVMM {
             guard bodyID == id else {
                 throw FirecrackerError("The id from the path does not match the id from the body! (`iface_id` \"\(bodyID)\", path \"\(id)\")")
             }
-            configuration.networkInterfaces.removeAll {
-                if case let .object(o) = $0, o["iface_id"] == .string(id) { return true }
-                return false
-            }
+            configuration.networkInterfaces.removeAll { $0["iface_id"] == .string(id) }
             configuration.networkInterfaces.append(json)
         case ("PUT", "vsock"):
             try requireNotStarted()

@@ -1,3 +1,5 @@
+import BulkheadJSON
+
 /// The microVM configuration in Firecracker's terms: what the API's PUT requests set and what
 /// `--config-file` holds, with Firecracker's JSON field names. GET /vm/config prints it back in the
 /// config-file format, so a configuration can be saved and replayed.
@@ -19,7 +21,7 @@ public struct FirecrackerConfiguration: Equatable, Sendable {
         public var isReadOnly: Bool
         public var partUUID: String?
         /// cache_type, io_engine, rate_limiter: accepted and echoed back, not acted on.
-        public var ignored: [String: JSONValue] = [:]
+        public var ignored: [JSONMember] = []
     }
 
     public struct MachineConfig: Equatable, Sendable {
@@ -27,7 +29,8 @@ public struct FirecrackerConfiguration: Equatable, Sendable {
         public var memSizeMib: UInt64 = 128
         public var smt = false
         public var trackDirtyPages = false
-        public var ignored: [String: JSONValue] = [:]
+        /// cpu_template, huge_pages: accepted and echoed back, not acted on.
+        public var ignored: [JSONMember] = []
     }
 
     public struct Logger: Equatable, Sendable {
@@ -85,7 +88,7 @@ public struct FirecrackerConfiguration: Equatable, Sendable {
                           isRootDevice: try r.bool("is_root_device"), isReadOnly: try r.optionalBool("is_read_only") ?? false,
                           partUUID: try r.optionalString("partuuid"))
         for key in ["cache_type", "io_engine", "rate_limiter"] {
-            if let v = r.raw(key) { drive.ignored[key] = v }
+            if let v = r.raw(key) { drive.ignored.append(JSONMember(key: key, value: v)) }
         }
         try r.finish()
         try checkID(drive.driveID, field: "drive_id")
@@ -98,7 +101,7 @@ public struct FirecrackerConfiguration: Equatable, Sendable {
                                    smt: try r.optionalBool("smt") ?? false,
                                    trackDirtyPages: try r.optionalBool("track_dirty_pages") ?? false)
         for key in ["cpu_template", "huge_pages"] {
-            if let v = r.raw(key) { config.ignored[key] = v }
+            if let v = r.raw(key) { config.ignored.append(JSONMember(key: key, value: v)) }
         }
         try r.finish()
         // Firecracker's limits: 1-32 vCPUs, and with SMT (two threads per core) 1 or an even number.
@@ -137,7 +140,7 @@ public struct FirecrackerConfiguration: Equatable, Sendable {
         let id = try r.string("iface_id")
         _ = try r.string("host_dev_name")
         try checkID(id, field: "iface_id")
-        if case let .object(o) = json, let mac = o["guest_mac"] {
+        if let mac = json["guest_mac"] {
             guard case let .string(text) = mac, VirtioNet.parseMAC(text) != nil else {
                 throw FirecrackerError("Invalid `guest_mac` of network interface \(id): want six hex bytes like \"06:00:ac:10:00:02\".")
             }
@@ -157,11 +160,8 @@ public struct FirecrackerConfiguration: Equatable, Sendable {
 
     /// The vsock device as the MicroVM takes it (checked when it was set).
     public var vsockConfiguration: VsockConfiguration? {
-        guard case let .object(o)? = vsock, case let .string(path)? = o["uds_path"] else { return nil }
-        let cid: UInt64
-        switch o["guest_cid"] {
-        case let .integer(v)?: cid = UInt64(clamping: v)
-        default: return nil
+        guard case let .string(path)? = vsock?["uds_path"], let cid = vsock?["guest_cid"]?.integer(as: UInt64.self) else {
+            return nil
         }
         return VsockConfiguration(guestCID: cid, udsPath: path)
     }
@@ -189,7 +189,7 @@ public struct FirecrackerConfiguration: Equatable, Sendable {
 
     /// Parses a `--config-file` document (Firecracker's VmConfig keys).
     public static func configFile(_ bytes: [UInt8]) throws(FirecrackerError) -> FirecrackerConfiguration {
-        var r = try JSONObjectReader(JSONValue.parse(bytes), context: "the configuration file")
+        var r = try JSONObjectReader(JSONValue.parseRequest(bytes), context: "the configuration file")
         var config = FirecrackerConfiguration()
         if let v = r.raw("boot-source") { config.bootSource = try bootSource(v) }
         if let v = r.raw("drives") {
@@ -217,49 +217,50 @@ public struct FirecrackerConfiguration: Equatable, Sendable {
 
     // MARK: - Output
 
+    // Objects are written with their keys in alphabetical order, then the accepted-but-ignored
+    // fields: what clients and saved configurations have seen from this VMM so far.
+
     public var machineConfigJSON: JSONValue {
-        var o: [String: JSONValue] = [
-            "vcpu_count": .integer(Int64(machineConfig.vcpuCount)),
-            "mem_size_mib": .integer(Int64(machineConfig.memSizeMib)),
+        let o: JSONValue = [
+            "mem_size_mib": .integer(machineConfig.memSizeMib),
             "smt": .bool(machineConfig.smt),
             "track_dirty_pages": .bool(machineConfig.trackDirtyPages),
+            "vcpu_count": .integer(machineConfig.vcpuCount),
         ]
-        o.merge(machineConfig.ignored) { a, _ in a }
-        return .object(o)
+        return o.appending(machineConfig.ignored)
     }
 
     /// The whole configuration as Firecracker's GET /vm/config (the config-file format).
     public var json: JSONValue {
         func optional(_ s: String?) -> JSONValue { s.map { .string($0) } ?? .null }
         let boot: JSONValue = bootSource.map {
-            .object(["kernel_image_path": .string($0.kernelImagePath), "boot_args": optional($0.bootArgs),
-                     "initrd_path": optional($0.initrdPath)])
+            ["boot_args": optional($0.bootArgs), "initrd_path": optional($0.initrdPath),
+             "kernel_image_path": .string($0.kernelImagePath)]
         } ?? .null
         let drivesJSON: [JSONValue] = drives.map { d in
-            var o: [String: JSONValue] = ["drive_id": .string(d.driveID), "path_on_host": .string(d.pathOnHost),
-                                          "is_root_device": .bool(d.isRootDevice), "is_read_only": .bool(d.isReadOnly),
-                                          "partuuid": optional(d.partUUID)]
-            o.merge(d.ignored) { a, _ in a }
-            return .object(o)
+            let o: JSONValue = ["drive_id": .string(d.driveID), "is_read_only": .bool(d.isReadOnly),
+                                "is_root_device": .bool(d.isRootDevice), "partuuid": optional(d.partUUID),
+                                "path_on_host": .string(d.pathOnHost)]
+            return o.appending(d.ignored)
         }
         let loggerJSON: JSONValue = logger.map {
-            .object(["log_path": optional($0.logPath), "level": optional($0.level),
-                     "show_level": $0.showLevel.map { .bool($0) } ?? .null,
-                     "show_log_origin": $0.showLogOrigin.map { .bool($0) } ?? .null, "module": optional($0.module)])
+            ["level": optional($0.level), "log_path": optional($0.logPath), "module": optional($0.module),
+             "show_level": $0.showLevel.map { .bool($0) } ?? .null,
+             "show_log_origin": $0.showLogOrigin.map { .bool($0) } ?? .null]
         } ?? .null
-        return .object([
+        return [
+            "balloon": .null,
             "boot-source": boot,
+            "cpu-config": .null,
             "drives": .array(drivesJSON),
-            "machine-config": machineConfigJSON,
-            "network-interfaces": .array(networkInterfaces),
-            "vsock": vsock ?? .null,
             "entropy": entropy ?? .null,
             "logger": loggerJSON,
-            "metrics": metricsPath.map { .object(["metrics_path": .string($0)]) } ?? .null,
-            "balloon": .null,
+            "machine-config": machineConfigJSON,
+            "metrics": metricsPath.map { ["metrics_path": .string($0)] } ?? .null,
             "mmds-config": .null,
-            "cpu-config": .null,
-        ])
+            "network-interfaces": .array(networkInterfaces),
+            "vsock": vsock ?? .null,
+        ]
     }
 
     /// Devices that are configured but that InstanceStart cannot build yet, named for the fault message.
@@ -270,10 +271,9 @@ public struct FirecrackerConfiguration: Equatable, Sendable {
     /// The network interfaces as the MicroVM takes them (checked when they were added).
     public var networkInterfaceConfigurations: [NetworkInterfaceConfiguration] {
         networkInterfaces.compactMap { json in
-            guard case let .object(o) = json, case let .string(id)? = o["iface_id"],
-                  case let .string(tap)? = o["host_dev_name"] else { return nil }
+            guard case let .string(id)? = json["iface_id"], case let .string(tap)? = json["host_dev_name"] else { return nil }
             var mac: [UInt8]?
-            if case let .string(text)? = o["guest_mac"] { mac = VirtioNet.parseMAC(text) }
+            if case let .string(text)? = json["guest_mac"] { mac = VirtioNet.parseMAC(text) }
             return NetworkInterfaceConfiguration(id: id, tapName: tap, mac: mac)
         }
     }
@@ -286,5 +286,14 @@ public struct FirecrackerConfiguration: Equatable, Sendable {
             line += " root=\(device) \(root.isReadOnly ? "ro" : "rw")"
         }
         return line
+    }
+}
+
+private extension JSONValue {
+    /// This object with `members` added after its own (a key it has already keeps its value).
+    func appending(_ members: [JSONMember]) -> JSONValue {
+        var o = self
+        for m in members where o[m.key] == nil { o[m.key] = m.value }
+        return o
     }
 }

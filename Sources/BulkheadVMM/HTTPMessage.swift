@@ -1,3 +1,5 @@
+import BulkheadJSON
+
 /// The little of HTTP/1.1 the Firecracker API needs: requests with an optional Content-Length
 /// body, keep-alive, and responses with a JSON body or none. Parsing works on whatever bytes have
 /// arrived so far, so a slow or vanished client never blocks the server.
@@ -109,7 +111,7 @@ public struct HTTPResponse: Equatable, Sendable {
     }
     /// Firecracker's error body: {"fault_message": "..."}.
     public static func fault(_ message: String, status: Int = 400) -> HTTPResponse {
-        .json(.object(["fault_message": .string(message)]), status: status)
+        .json(["fault_message": .string(message)], status: status)
     }
 
     static let reasons = [200: "OK", 204: "No Content", 400: "Bad Request", 404: "Not Found",

@@ -1,3 +1,4 @@
+import BulkheadLinux
 import Glibc
 
 /// A failed step on the host (file, directory or helper program) outside the VM itself, with the
@@ -12,38 +13,12 @@ public struct HostError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-/// The whole file. A regular file is read straight into the array's storage, sized by fstat: one
-/// copy from the page cache, no zero-fill and no regrowth (kernels and initrds are tens of MiB,
-/// read on the way to guest memory, and under a software CPU every extra pass shows). Whatever
-/// fstat did not announce (a growing file, /proc) is read after it in chunks.
+/// The whole file (Files.readBytes, with this module's error type).
 func readWholeFile(_ path: String) throws(HostError) -> [UInt8] {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { throw HostError("open \(path)", errno: errno) }
-    defer { close(fd) }
-    var st = stat()
-    let size = fstat(fd, &st) == 0 ? max(Int(st.st_size), 0) : 0
-    var failure: Int32 = 0
-    var atEnd = false
-    var bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
-        var total = 0
-        while total < size {
-            let n = read(fd, buffer.baseAddress! + total, size - total)
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 { failure = errno; break }
-            if n == 0 { atEnd = true; break }
-            total += n
-        }
-        count = total
-    }
-    guard failure == 0 else { throw HostError("read \(path)", errno: failure) }
-    if atEnd { return bytes }
-    var chunk = [UInt8](repeating: 0, count: 1 << 16)
-    while true {
-        let n = read(fd, &chunk, chunk.count)
-        if n < 0 && errno == EINTR { continue }
-        guard n >= 0 else { throw HostError("read \(path)", errno: errno) }
-        if n == 0 { return bytes }
-        bytes += chunk[0..<n]
+    do {
+        return try Files.readBytes(path)
+    } catch {
+        throw HostError("\(error.operation) \(path)", errno: error.errno)
     }
 }
 

@@ -70,6 +70,29 @@ import Testing
         #expect(try Files.list(dir + "/a/b") == ["f"])
     }
 
+    /// Regular files are read at their size, files that report none (/proc, pipes) grow from a
+    /// page, and a file that grew since fstat is read to its end.
+    @Test func readAllReadsEveryKindOfFileToItsEnd() throws {
+        let dir = "/tmp/bulkhead-readall-test-\(getpid())"
+        try Files.makeDirectories(dir)
+        defer { try? Files.removeTree(dir) }
+        let big = (0..<(3 << 20) + 7).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        try Files.writeAtomically(dir + "/big", big)
+        #expect(try Files.readBytes(dir + "/big") == big)
+        try Files.writeAtomically(dir + "/empty", [])
+        #expect(try Files.readBytes(dir + "/empty") == [])
+        let maps = try Files.readString("/proc/self/maps")  // size 0 in fstat
+        #expect(maps.hasSuffix("\n") && maps.contains("[stack]"))
+        // A pipe: fstat says 0; the data is more than the first page.
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        let text = Array(String(repeating: "0123456789", count: 1000).utf8)
+        try Files.writeAll(fds[1], text, path: "pipe")  // fits the pipe's buffer
+        close(fds[1])
+        defer { close(fds[0]) }
+        #expect(try Files.readAll(fds[0], path: "pipe") == text)
+    }
+
     @Test func readingAMissingFileNamesIt() {
         do {
             _ = try Files.readBytes("/nonexistent/bulkhead")

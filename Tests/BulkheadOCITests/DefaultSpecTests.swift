@@ -31,7 +31,7 @@ import Testing
 
     @Test func encodedDefaultDecodesToRuncSpec() throws {
         let encoded = try JSONEncoder().encode(ours(rootless: false))
-        #expect(try Spec.decode(encoded) == Fixture.spec("runc-spec.json"))
+        #expect(try Spec.decode([UInt8](encoded)) == Fixture.spec("runc-spec.json"))
     }
 
     @Test func defaultCarriesArgsAndHostIDs() {
@@ -45,7 +45,7 @@ import Testing
     @Test(arguments: ["runc-spec.json", "runc-spec-rootless.json"])
     func runcConfigRoundTrips(name: String) throws {
         let decoded = try Fixture.spec(name)
-        let again = try Spec.decode(JSONEncoder().encode(decoded))
+        let again = try Spec.decode([UInt8](JSONEncoder().encode(decoded)))
         #expect(again == decoded)
     }
 }

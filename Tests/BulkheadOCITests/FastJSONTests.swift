@@ -1,6 +1,7 @@
 // The Decoder over parsed JSON: exact integer conversion at every width, optionals, dictionaries,
 // and DecodingErrors whose coding path names the value.
 
+import BulkheadJSON
 import FoundationEssentials
 import Testing
 @testable import BulkheadOCI

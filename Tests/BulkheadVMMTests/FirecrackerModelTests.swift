@@ -105,7 +105,9 @@ struct FirecrackerModelTests {
         (#"{"balloon": {"amount_mib": 1}}"#, "`balloon`"),
         (#"{"logger": {"level": "Loud"}}"#, "`level`"),
         (#"[1, 2]"#, "must be a JSON object"),
-        (#"{"#, "not valid JSON"),
+        (#"{"#, "not valid JSON (expected a string key or '}' in object at line 1, column 2)"),
+        (#"{"machine-config": {"vcpu_count": 1, "mem_size_mib": 1.5}}"#, "`mem_size_mib` must be a non-negative integer, not 1.5"),
+        (#"{"machine-config": {"vcpu_count": 1, "mem_size_mib": 128, "smt": 0}}"#, "`smt` must be a boolean, not a number"),
     ])
     func badConfigFilesNameTheField(_ text: String, _ expected: String) {
         do {
@@ -122,7 +124,7 @@ struct FirecrackerModelTests {
              "network-interfaces": [{"iface_id": "eth0", "host_dev_name": "tap0", "guest_mac": "06:00:AC:10:00:02"}],
              "vsock": {"guest_cid": 3, "uds_path": "/v.sock"}, "entropy": {}}
             """)
-        #expect(config.entropy == .object([:]))
+        #expect(config.entropy == .object([]))
         #expect(config.networkInterfaceConfigurations == [NetworkInterfaceConfiguration(id: "eth0", tapName: "tap0", mac: [6, 0, 0xac, 0x10, 0, 2])])
         #expect(config.vsockConfiguration == VsockConfiguration(guestCID: 3, udsPath: "/v.sock"))
         #expect(config.unsupportedDevices.isEmpty)
@@ -166,7 +168,8 @@ struct FirecrackerModelTests {
         #expect(call(vmm, "PUT", "/actions", #"{"action_type": "SendCtrlAltDel"}"#).body?.contains("before starting") == true)
         #expect(call(vmm, "PATCH", "/vm", #"{"state": "Paused"}"#).body?.contains("before starting") == true)
         #expect(call(vmm, "PUT", "/actions", #"{"action_type": "FlushMetrics"}"#).body?.contains("not initialized") == true)
-        #expect(call(vmm, "GET", "/vm/config").body?.contains(#""network-interfaces":[{"host_dev_name":"tap0","iface_id":"eth0"}]"#) == true)
+        // Sections kept as sent are echoed with their fields in the order they came.
+        #expect(call(vmm, "GET", "/vm/config").body?.contains(#""network-interfaces":[{"iface_id":"eth0","host_dev_name":"tap0"}]"#) == true)
     }
 
     @Test func flushMetricsAppendsALine() throws {

@@ -35,6 +35,14 @@ func runTool(_ argv: [String]) throws {
     }
 }
 
+/// Runs a program (looked up in PATH) and returns what it printed on stdout.
+func toolOutput(_ argv: [String]) throws -> String {
+    let directory = try makeTemporaryDirectory()
+    defer { removeTree(directory) }
+    try runTool(["sh", "-c", #"out=$1; shift; exec "$@" > "$out""#, "sh", directory + "/out"] + argv)
+    return String(decoding: try readFile(directory + "/out"), as: UTF8.self)
+}
+
 func readFile(_ path: String) throws -> [UInt8] {
     guard let f = fopen(path, "rb") else { throw ToolFailure(description: "fopen \(path): errno \(errno)") }
     defer { fclose(f) }
@@ -91,17 +99,11 @@ func buildFlatGuest(_ source: String) throws -> [UInt8] {
     return try readFile("\(directory)/guest.bin")
 }
 
+/// Guests/build-guest.sh has the compiler flags; the benches build their guests with it too.
 func buildGuest(_ source: String, linkerScript: String, extraSources: [String] = []) throws -> [UInt8] {
     let directory = try makeTemporaryDirectory()
     defer { removeTree(directory) }
     let elf = "\(directory)/guest.elf"
-    try runTool([
-        "gcc", "-ffreestanding", "-nostdlib", "-mgeneral-regs-only", "-mno-red-zone", "-static", "-O2",
-        // Kernel-mode code at fixed addresses: no PIC/PIE, no stack protector (no TLS), no unwind tables.
-        "-fno-pic", "-fno-pie", "-no-pie", "-fno-stack-protector", "-fno-asynchronous-unwind-tables",
-        "-Wall", "-Wextra", "-Werror",
-        "-Wl,-T,\(guestSourceDirectory)/\(linkerScript)", "-Wl,--build-id=none", "-Wl,--no-warn-rwx-segments",
-        "-o", elf, "-I", guestSourceDirectory, "\(guestSourceDirectory)/boot_entry.S", "\(guestSourceDirectory)/\(source)",
-    ] + extraSources.map { "\(guestSourceDirectory)/\($0)" })
+    try runTool(["sh", "\(guestSourceDirectory)/build-guest.sh", source, elf, linkerScript] + extraSources)
     return try readFile(elf)
 }

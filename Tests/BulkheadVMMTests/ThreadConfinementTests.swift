@@ -127,7 +127,12 @@ func seccompStatus(of pid: pid_t) -> [String: (mode: String, filters: String)] {
 struct ThreadConfinementProcessTests {
     /// Boots the Ctrl-Alt-Del guest with the API up, reads every thread's seccomp status while the
     /// guest waits, then ends it through the API.
-    func threadsOfARunningVMM(_ extra: [String], vcpus: Int = 1) throws -> [String: (mode: String, filters: String)] {
+    /// `settled` says when the threads are as the test expects them: each thread confines itself
+    /// when it starts, and on a loaded machine the VMM thread may not have run yet when the guest
+    /// is already waiting (seen: one thread at Seccomp 0 while two parallel suites ran QEMU).
+    func threadsOfARunningVMM(_ extra: [String], vcpus: Int = 1,
+                              settled: ([String: (mode: String, filters: String)]) -> Bool = { _ in true })
+        throws -> [String: (mode: String, filters: String)] {
         let directory = try makeTemporaryDirectory()
         defer { removeTree(directory) }
         try writeFile(directory + "/guest.elf", try buildGuest("ctrl_alt_del_guest.c"))
@@ -143,16 +148,20 @@ struct ThreadConfinementProcessTests {
         while !vmm.stdout.contains("WAITING FOR CTRL-ALT-DEL") && waited < 6000 { usleep(10_000); waited += 1 }
         // A request after the filters are on still works (GET / and the state it reports).
         #expect(try client.request("GET", "/").body.contains(#""state":"Running""#))
-        let threads = seccompStatus(of: vmm.pid)
+        var threads = seccompStatus(of: vmm.pid)
+        for _ in 0..<2000 where !settled(threads) {
+            usleep(10_000)
+            threads = seccompStatus(of: vmm.pid)
+        }
         #expect(try client.request("PUT", "/actions", #"{"action_type": "SendCtrlAltDel"}"#).status == 204)
         #expect(vmm.wait(seconds: 120) == 0, "stderr: \(vmm.stderr)")
         return threads
     }
 
     @Test func everyThreadRunsUnderItsOwnFilter() throws {
-        let threads = try threadsOfARunningVMM([])
         // The API (main) thread, the VMM thread, the device event thread (stdin for the
         // console) and the vCPU thread.
+        let threads = try threadsOfARunningVMM([]) { $0.count == 4 && $0.values.allSatisfy { $0.mode == "2" } }
         #expect(threads.count == 4, "\(threads)")
         for (tid, status) in threads {
             #expect(status.mode == "2", "thread \(tid): Seccomp \(status.mode)")
@@ -164,7 +173,7 @@ struct ThreadConfinementProcessTests {
     @Test func eachVCPUThreadLoadsItsOwnFilter() throws {
         // Three vCPUs (the guest starts none of the APs, which wait in KVM_RUN): one thread each,
         // plus the API, VMM and device event threads; Ctrl-Alt-Del still ends them all and the process.
-        let threads = try threadsOfARunningVMM([], vcpus: 3)
+        let threads = try threadsOfARunningVMM([], vcpus: 3) { $0.count == 6 && $0.values.allSatisfy { $0.mode == "2" } }
         #expect(threads.count == 6, "\(threads)")
         for (tid, status) in threads {
             #expect(status.mode == "2" && status.filters == "1", "thread \(tid): \(status)")
@@ -172,7 +181,7 @@ struct ThreadConfinementProcessTests {
     }
 
     @Test func noSeccompLeavesTheThreadsUnfiltered() throws {
-        let threads = try threadsOfARunningVMM(["--no-seccomp"])
+        let threads = try threadsOfARunningVMM(["--no-seccomp"]) { $0.count == 4 }
         #expect(threads.count == 4, "\(threads)")
         for (tid, status) in threads { #expect(status.mode == "0", "thread \(tid): Seccomp \(status.mode)") }
     }

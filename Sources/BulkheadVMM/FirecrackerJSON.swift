@@ -1,56 +1,17 @@
-import FoundationEssentials
+import BulkheadJSON
 
-/// A parsed JSON document. The Firecracker API reads request bodies into this first and then
-/// field by field (`JSONObjectReader`), so every refusal can name the field, the way Firecracker's
-/// serde errors do ("missing field `vcpu_count`", "unknown field `foo`").
-public enum JSONValue: Equatable, Sendable, Codable {
-    case null
-    case bool(Bool)
-    case integer(Int64)
-    case number(Double)
-    case string(String)
-    case array([JSONValue])
-    case object([String: JSONValue])
-
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        if c.decodeNil() { self = .null }
-        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
-        else if let i = try? c.decode(Int64.self) { self = .integer(i) }
-        else if let d = try? c.decode(Double.self) { self = .number(d) }
-        else if let s = try? c.decode(String.self) { self = .string(s) }
-        else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
-        else { self = .object(try c.decode([String: JSONValue].self)) }
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.singleValueContainer()
-        switch self {
-        case .null: try c.encodeNil()
-        case let .bool(b): try c.encode(b)
-        case let .integer(i): try c.encode(i)
-        case let .number(d): try c.encode(d)
-        case let .string(s): try c.encode(s)
-        case let .array(a): try c.encode(a)
-        case let .object(o): try c.encode(o)
-        }
-    }
-
-    /// Parses `bytes`; the error text says what is wrong, without echoing the input.
-    public static func parse(_ bytes: [UInt8]) throws(FirecrackerError) -> JSONValue {
+/// Firecracker's request bodies: parsed into a JSONValue first and then read field by field
+/// (`JSONObjectReader`), so every refusal can name the field, the way Firecracker's serde errors do
+/// ("missing field `vcpu_count`", "unknown field `foo`").
+extension JSONValue {
+    /// Parses a request body or config file; the error says where the syntax is wrong, without
+    /// echoing the input.
+    static func parseRequest(_ bytes: [UInt8]) throws(FirecrackerError) -> JSONValue {
         do {
-            return try JSONDecoder().decode(JSONValue.self, from: Data(bytes))
+            return try JSONParser.parse(bytes)
         } catch {
-            throw FirecrackerError("An error occurred when deserializing the json body of a request: the body is not valid JSON.")
+            throw FirecrackerError("An error occurred when deserializing the json body of a request: the body is not valid JSON (\(error)).")
         }
-    }
-
-    /// Compact JSON text with sorted keys (stable output for clients and tests).
-    public var text: String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        guard let data = try? encoder.encode(self) else { return "null" }
-        return String(decoding: data, as: UTF8.self)
     }
 
     /// The JSON type name, for error messages.
@@ -58,7 +19,7 @@ public enum JSONValue: Equatable, Sendable, Codable {
         switch self {
         case .null: "null"
         case .bool: "a boolean"
-        case .integer, .number: "a number"
+        case .number: "a number"
         case .string: "a string"
         case .array: "an array"
         case .object: "an object"
@@ -69,7 +30,7 @@ public enum JSONValue: Equatable, Sendable, Codable {
 /// Reads the fields of one JSON object, refusing wrong types, missing required fields and (at
 /// `finish`) fields nobody asked for — Firecracker's structs deny unknown fields.
 struct JSONObjectReader {
-    let fields: [String: JSONValue]
+    let fields: [JSONMember]
     /// What the object is, for messages: "boot-source", "drive", ...
     let context: String
     private var seen: Set<String> = []
@@ -88,7 +49,7 @@ struct JSONObjectReader {
 
     private mutating func value(_ key: String) -> JSONValue? {
         seen.insert(key)
-        if let v = fields[key], v != .null { return v }
+        if let v = fields.first(where: { $0.key == key })?.value, v != .null { return v }
         return nil
     }
 
@@ -116,10 +77,11 @@ struct JSONObjectReader {
 
     mutating func optionalUInt(_ key: String) throws(FirecrackerError) -> UInt64? {
         guard let v = value(key) else { return nil }
-        guard case let .integer(i) = v, i >= 0 else {
-            throw fail("field `\(key)` must be a non-negative integer, not \(v.typeName == "a number" ? "\(v.text)" : v.typeName)")
+        guard let i = v.integer(as: UInt64.self) else {
+            let found = if case let .number(text) = v { text } else { v.typeName }
+            throw fail("field `\(key)` must be a non-negative integer, not \(found)")
         }
-        return UInt64(i)
+        return i
     }
 
     mutating func uint(_ key: String) throws(FirecrackerError) -> UInt64 {
@@ -132,7 +94,7 @@ struct JSONObjectReader {
 
     /// Refuses fields that no accessor read.
     func finish() throws(FirecrackerError) {
-        if let unknown = fields.keys.sorted().first(where: { !seen.contains($0) }) {
+        if let unknown = fields.first(where: { !seen.contains($0.key) })?.key {
             throw fail("unknown field `\(unknown)`, expected one of \(seen.sorted().map { "`\($0)`" }.joined(separator: ", "))")
         }
     }

@@ -1,7 +1,7 @@
 // The JSON parser: the value tree, exact number text, escapes, and where syntax errors are.
 
 import Testing
-@testable import BulkheadOCI
+import BulkheadJSON
 
 @Suite struct JSONParserTests {
     private func parse(_ json: String) throws(JSONSyntaxError) -> JSONValue { try JSONParser.parse(Array(json.utf8)) }

@@ -1,7 +1,8 @@
-// A strict JSON (RFC 8259) parser into a value tree. It exists so that decoding config.json does not
-// go through FoundationEssentials' JSONDecoder, whose per-type dynamic casts scan the static
-// binary's conformance tables (most of `create`'s instructions, measured with callgrind). Numbers
-// stay as their source text, so that the decoder can convert them exactly to the width a field
+// A strict JSON (RFC 8259) parser into a value tree (JSONValue). It exists so that neither the
+// runtime's config.json nor the VMM's API bodies go through FoundationEssentials' JSONDecoder, whose
+// per-type dynamic casts scan the static binary's conformance tables (most of `create`'s
+// instructions, measured with callgrind), and so that bulkhead-vmm links no Foundation at all.
+// Numbers stay as their source text, so that readers can convert them exactly to the width a field
 // asks for; syntax errors carry a line and column.
 
 /// A JSON syntax error, with the 1-based line and column (in characters) where it was found.
@@ -19,49 +20,9 @@ public struct JSONSyntaxError: Error, Sendable, Equatable, CustomStringConvertib
     public var description: String { "\(message) at line \(line), column \(column)" }
 }
 
-/// A parsed JSON document. Objects keep their members in document order; a key that occurs twice
-/// keeps its first position and its last value.
-enum JSONValue: Sendable, Equatable {
-    case null
-    case bool(Bool)
-    /// The number exactly as written (already checked against the JSON number grammar).
-    case number(String)
-    case string(String)
-    case array([JSONValue])
-    case object([JSONMember])
-
-    var isNull: Bool {
-        if case .null = self { return true }
-        return false
-    }
-
-    /// What was found, for "expected X, found Y" messages.
-    var kindDescription: String {
-        switch self {
-        case .null: return "null"
-        case .bool: return "a boolean"
-        case .number(let text): return "the number \(text)"
-        case .string: return "a string"
-        case .array: return "an array"
-        case .object: return "an object"
-        }
-    }
-
-    /// The value of `key` in an object, nil for other values and absent keys.
-    subscript(key: String) -> JSONValue? {
-        guard case .object(let members) = self else { return nil }
-        return members.first { $0.key == key }?.value
-    }
-}
-
-struct JSONMember: Sendable, Equatable {
-    var key: String
-    var value: JSONValue
-}
-
-struct JSONParser {
+public struct JSONParser {
     /// Deeper documents are refused rather than risking the stack (configs nest about 6 levels).
-    static let maxDepth = 512
+    public static let maxDepth = 512
 
     private let bytes: UnsafeBufferPointer<UInt8>
     private var pos = 0
@@ -69,7 +30,7 @@ struct JSONParser {
 
     private init(_ bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
 
-    static func parse(_ bytes: [UInt8]) throws(JSONSyntaxError) -> JSONValue {
+    public static func parse(_ bytes: [UInt8]) throws(JSONSyntaxError) -> JSONValue {
         try bytes.withUnsafeBufferPointer { (buffer) throws(JSONSyntaxError) -> JSONValue in
             var parser = JSONParser(buffer)
             return try parser.document()
