@@ -34,7 +34,7 @@ public final class DeviceEventLoop {
     /// Set by `stop`; read by the thread after each wake-up.
     private let stopFlag = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
     /// Held while devices are serviced, and guards `paused`.
-    private let serviceLock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let serviceLock = ThreadLock()
     private var paused = false
     /// Posted by the thread once `prepareThread` has run.
     private let prepared = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
@@ -44,7 +44,6 @@ public final class DeviceEventLoop {
         self.prepareThread = prepareThread
         wakeFD = try check("eventfd (device event loop)", eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK)))
         stopFlag.pointee = 0
-        pthread_mutex_init(serviceLock, nil)
         sem_init(prepared, 0, 0)
         let fd = wakeFD
         for source in sources {
@@ -60,8 +59,6 @@ public final class DeviceEventLoop {
         for source in sources { source.wakeEventLoop = nil }
         close(wakeFD)
         stopFlag.deallocate()
-        pthread_mutex_destroy(serviceLock)
-        serviceLock.deallocate()
         sem_destroy(prepared)
         prepared.deallocate()
     }
@@ -69,9 +66,9 @@ public final class DeviceEventLoop {
     /// While paused (Firecracker's PATCH /vm Paused) no host input reaches guest memory; returns
     /// once any servicing in progress has finished. Host sockets and the TAP keep their data.
     public func setPaused(_ value: Bool) {
-        pthread_mutex_lock(serviceLock)
+        serviceLock.lock()
         paused = value
-        pthread_mutex_unlock(serviceLock)
+        serviceLock.unlock()
         var one: UInt64 = 1
         _ = Glibc.write(wakeFD, &one, 8)
     }
@@ -112,9 +109,9 @@ public final class DeviceEventLoop {
         sem_post(prepared)
         while !loadFlag(stopFlag) {
             var fds = [pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
-            pthread_mutex_lock(serviceLock)
+            serviceLock.lock()
             let isPaused = paused
-            pthread_mutex_unlock(serviceLock)
+            serviceLock.unlock()
             if !isPaused { for source in sources { fds += source.hostPollRequests() } }
             let ready = poll(&fds, nfds_t(fds.count), 100)
             if ready < 0 && errno != EINTR { usleep(10_000) }
@@ -123,9 +120,9 @@ public final class DeviceEventLoop {
                 _ = read(wakeFD, &value, 8)
             }
             if loadFlag(stopFlag) { break }
-            pthread_mutex_lock(serviceLock)
+            serviceLock.lock()
             if !paused { for source in sources { source.serviceHostEvents() } }
-            pthread_mutex_unlock(serviceLock)
+            serviceLock.unlock()
         }
     }
 }

@@ -41,7 +41,7 @@ public final class FirecrackerVMM: @unchecked Sendable {
     private var vcpuThreads: VCPUThreads?
     private var state = State.notStarted
     private var vmmThread = pthread_t()
-    private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let lock = ThreadLock()
     /// Requests served, reported by FlushMetrics (counted on the API thread only).
     var apiRequests = 0
 
@@ -49,14 +49,9 @@ public final class FirecrackerVMM: @unchecked Sendable {
         self.instanceID = instanceID
         self.logger = logger
         bootTimerEnabled = bootTimer
-        pthread_mutex_init(lock, nil)
     }
 
-    public var currentState: State {
-        pthread_mutex_lock(lock)
-        defer { pthread_mutex_unlock(lock) }
-        return state
-    }
+    public var currentState: State { lock.locked { state } }
 
     /// The MicroVM configuration the Firecracker one stands for; files are read here, so a bad
     /// path is refused before KVM is touched.
@@ -125,9 +120,7 @@ public final class FirecrackerVMM: @unchecked Sendable {
         }
         microVM = vm
         vcpuThreads = threads
-        pthread_mutex_lock(lock)
-        state = .running
-        pthread_mutex_unlock(lock)
+        setState(.running)
         if supervise {
             let retained = Unmanaged.passRetained(self)
             let createdVMM = pthread_create(&vmmThread, nil, { raw in
@@ -181,11 +174,7 @@ public final class FirecrackerVMM: @unchecked Sendable {
         logger.info("Resumed the microVM.")
     }
 
-    private func setState(_ value: State) {
-        pthread_mutex_lock(lock)
-        state = value
-        pthread_mutex_unlock(lock)
-    }
+    private func setState(_ value: State) { lock.locked { state = value } }
 
     /// SendCtrlAltDel: the key presses go to the guest's i8042, which a Linux guest turns into a
     /// reboot, and the reboot (i8042 reset) ends the VMM.

@@ -49,21 +49,16 @@ public final class I8042: PortIODevice, @unchecked Sendable {
     private var control = I8042.controlPOSTPassed | I8042.controlKeyboardInterrupt
     private var outputPort: UInt8 = 0
     private var pendingCommand: UInt8 = 0
-    private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let lock = ThreadLock()
 
-    public init() { pthread_mutex_init(lock, nil) }
-
-    deinit {
-        pthread_mutex_destroy(lock)
-        lock.deallocate()
-    }
+    public init() {}
 
     /// Queues Ctrl, Alt, Delete for the guest and interrupts it. False when the output buffer has
     /// no room for the whole sequence (the guest is not reading its keyboard).
     @discardableResult
     public func sendCtrlAltDel() -> Bool {
-        pthread_mutex_lock(lock)
-        defer { pthread_mutex_unlock(lock) }
+        lock.lock()
+        defer { lock.unlock() }
         guard output.count + Self.ctrlAltDelScanCodes.count <= Self.bufferSize else { return false }
         for byte in Self.ctrlAltDelScanCodes { push(byte) }
         raiseInterrupt()
@@ -71,8 +66,8 @@ public final class I8042: PortIODevice, @unchecked Sendable {
     }
 
     public func read(port: UInt16, size: Int) -> UInt32 {
-        pthread_mutex_lock(lock)
-        defer { pthread_mutex_unlock(lock) }
+        lock.lock()
+        defer { lock.unlock() }
         if port == Self.commandPort { return UInt32(status) }
         guard !output.isEmpty else { return 0 }
         let byte = output.removeFirst()
@@ -86,8 +81,8 @@ public final class I8042: PortIODevice, @unchecked Sendable {
 
     public func write(port: UInt16, size: Int, value: UInt32) -> DeviceRequest {
         let byte = UInt8(truncatingIfNeeded: value)
-        pthread_mutex_lock(lock)
-        defer { pthread_mutex_unlock(lock) }
+        lock.lock()
+        defer { lock.unlock() }
         if port == Self.commandPort {
             switch byte {
             case Command.reset: return .reset

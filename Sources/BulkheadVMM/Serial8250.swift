@@ -46,7 +46,7 @@ public final class Serial8250: PortIODevice, HostEventSource {
 
     /// Every byte the guest transmitted, in order, while nobody takes them through `onOutput`
     /// (a long-running guest's console must not pile up in the monitor's memory).
-    public var output: [UInt8] { locked { transmitted } }
+    public var output: [UInt8] { lock.locked { transmitted } }
     /// Called with each transmitted byte (for streaming to a console or log), instead of keeping it.
     public var onOutput: ((UInt8) -> Void)?
     /// Where the UART's interrupts go (edge: one `trigger` per newly pending interrupt).
@@ -69,7 +69,7 @@ public final class Serial8250: PortIODevice, HostEventSource {
     private var divisorLow: UInt8 = 0x0c    // 9600 baud
     private var divisorHigh: UInt8 = 0
     private var fifoControl: UInt8 = 0
-    private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let lock = ThreadLock()
 
     /// First of the UART's 8 ports (0x3f8 for COM1).
     public let basePort: UInt16
@@ -77,19 +77,9 @@ public final class Serial8250: PortIODevice, HostEventSource {
 
     public init(basePort: UInt16 = 0x3f8) {
         self.basePort = basePort
-        pthread_mutex_init(lock, nil)
     }
 
-    deinit {
-        pthread_mutex_destroy(lock)
-        lock.deallocate()
-    }
 
-    private func locked<T>(_ body: () -> T) -> T {
-        pthread_mutex_lock(lock)
-        defer { pthread_mutex_unlock(lock) }
-        return body()
-    }
 
     /// The output decoded as UTF-8 (invalid sequences become U+FFFD).
     public var outputText: String { String(decoding: output, as: UTF8.self) }
@@ -97,7 +87,7 @@ public final class Serial8250: PortIODevice, HostEventSource {
     /// Puts host bytes in the receive FIFO; returns how many fitted.
     @discardableResult
     public func receive<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> Int {
-        locked { receiveLocked(bytes) }
+        lock.locked { receiveLocked(bytes) }
     }
 
     private func receiveLocked<Bytes: Collection<UInt8>>(_ bytes: Bytes) -> Int {
@@ -112,14 +102,14 @@ public final class Serial8250: PortIODevice, HostEventSource {
     // MARK: HostEventSource (the host side of `input`)
 
     public func hostPollRequests() -> [pollfd] {
-        locked {
+        lock.locked {
             guard input >= 0, !inputEnded, received.count < Self.receiveCapacity else { return [] }
             return [pollfd(fd: input, events: Int16(POLLIN), revents: 0)]
         }
     }
 
     public func serviceHostEvents() {
-        locked {
+        lock.locked {
             guard input >= 0, !inputEnded, received.count < Self.receiveCapacity else { return }
             // Only read what poll says is there: stdin may be a blocking terminal or pipe.
             var fd = pollfd(fd: input, events: Int16(POLLIN), revents: 0)
@@ -136,7 +126,7 @@ public final class Serial8250: PortIODevice, HostEventSource {
 
     public func read(port: UInt16, size: Int) -> UInt32 {
         var roomMade = false
-        let value = locked { () -> UInt32 in
+        let value = lock.locked { () -> UInt32 in
             let full = received.count == Self.receiveCapacity
             let value = readLocked(port: port)
             roomMade = full && received.count < Self.receiveCapacity
@@ -147,7 +137,7 @@ public final class Serial8250: PortIODevice, HostEventSource {
     }
 
     public func write(port: UInt16, size: Int, value: UInt32) -> DeviceRequest {
-        locked { writeLocked(port: port, value: value) }
+        lock.locked { writeLocked(port: port, value: value) }
     }
 
     private func readLocked(port: UInt16) -> UInt32 {

@@ -25,7 +25,7 @@ public final class VCPUThreads: @unchecked Sendable {
     private var pauseRequested = false
     private var finalExit: VMExit?
     private var started = false
-    private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let lock = ThreadLock()
     private let changed = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
 
     public init(runLoops: [VCPURunLoop], prepareThread: @escaping (Int) throws -> Void = { _ in }) {
@@ -34,15 +34,12 @@ public final class VCPUThreads: @unchecked Sendable {
         self.prepareThread = prepareThread
         threads = Array(repeating: pthread_t(), count: runLoops.count)
         ended = Array(repeating: false, count: runLoops.count)
-        pthread_mutex_init(lock, nil)
         pthread_cond_init(changed, nil)
     }
 
     deinit {
         pthread_cond_destroy(changed)
-        pthread_mutex_destroy(lock)
         changed.deallocate()
-        lock.deallocate()
     }
 
     private final class ThreadStart {
@@ -65,17 +62,17 @@ public final class VCPUThreads: @unchecked Sendable {
             }, context.toOpaque())
             if created != 0 {
                 context.release()
-                pthread_mutex_lock(lock)
+                lock.lock()
                 for i in index..<runLoops.count { ended[i] = true }
                 if finalExit == nil { finalExit = .failed("pthread_create (vCPU \(index)) failed") }
-                pthread_mutex_unlock(lock)
+                lock.unlock()
                 _ = waitForExit(timeoutSeconds: nil, joining: 0..<index)
                 throw KVMError("pthread_create (vCPU \(index))", errno: created)
             }
         }
-        pthread_mutex_lock(lock)
-        while preparedCount < runLoops.count { pthread_cond_wait(changed, lock) }
-        pthread_mutex_unlock(lock)
+        lock.lock()
+        while preparedCount < runLoops.count { pthread_cond_wait(changed, lock.mutex) }
+        lock.unlock()
     }
 
     private func threadMain(_ index: Int) {
@@ -85,37 +82,37 @@ public final class VCPUThreads: @unchecked Sendable {
         } catch {
             failure = .failed("vCPU \(index): \(error)")
         }
-        pthread_mutex_lock(lock)
+        lock.lock()
         preparedCount += 1
         pthread_cond_broadcast(changed)
-        pthread_mutex_unlock(lock)
+        lock.unlock()
         if let failure { return finish(index, exit: failure) }
         while true {
-            pthread_mutex_lock(lock)
+            lock.lock()
             let over = finalExit != nil
-            pthread_mutex_unlock(lock)
+            lock.unlock()
             if over { return finish(index, exit: nil) }
             let exit = runLoops[index].run()
             guard exit == .stopped else { return finish(index, exit: exit) }
-            pthread_mutex_lock(lock)
+            lock.lock()
             if pauseRequested && finalExit == nil {
                 parkedCount += 1
                 pthread_cond_broadcast(changed)
-                while pauseRequested && finalExit == nil { pthread_cond_wait(changed, lock) }
+                while pauseRequested && finalExit == nil { pthread_cond_wait(changed, lock.mutex) }
                 parkedCount -= 1
                 pthread_cond_broadcast(changed)
             }
-            pthread_mutex_unlock(lock)
+            lock.unlock()
         }
     }
 
     /// The thread of vCPU `index` is done; `exit` ends the VM unless another vCPU already did.
     private func finish(_ index: Int, exit: VMExit?) {
-        pthread_mutex_lock(lock)
+        lock.lock()
         if finalExit == nil, let exit { finalExit = exit }
         ended[index] = true
         pthread_cond_broadcast(changed)
-        pthread_mutex_unlock(lock)
+        lock.unlock()
     }
 
     /// Blocks until a vCPU ends the VM, or until `timeoutSeconds` have passed (the VM then ends
@@ -126,19 +123,19 @@ public final class VCPUThreads: @unchecked Sendable {
 
     private func waitForExit(timeoutSeconds: Double?, joining: Range<Int>) -> VMExit {
         let deadline = timeoutSeconds.map { Self.realtime(after: max(0, $0)) }
-        pthread_mutex_lock(lock)
+        lock.lock()
         while finalExit == nil {
             if var deadline {
-                if pthread_cond_timedwait(changed, lock, &deadline) == ETIMEDOUT && finalExit == nil {
+                if pthread_cond_timedwait(changed, lock.mutex, &deadline) == ETIMEDOUT && finalExit == nil {
                     finalExit = .stopped
                 }
             } else {
-                pthread_cond_wait(changed, lock)
+                pthread_cond_wait(changed, lock.mutex)
             }
         }
         kickUntil { !self.ended.contains(false) }
         let exit = finalExit!
-        pthread_mutex_unlock(lock)
+        lock.unlock()
         for index in joining { pthread_join(threads[index], nil) }
         return exit
     }
@@ -146,19 +143,19 @@ public final class VCPUThreads: @unchecked Sendable {
     /// Kicks the vCPUs that have neither ended nor parked out of KVM_RUN and waits; returns once
     /// every vCPU is parked (or the VM has ended). PATCH /vm Paused.
     public func pause() {
-        pthread_mutex_lock(lock)
+        lock.lock()
         pauseRequested = true
         kickUntil { self.finalExit != nil || self.parkedCount + self.ended.filter { $0 }.count == self.runLoops.count }
-        pthread_mutex_unlock(lock)
+        lock.unlock()
     }
 
     /// Lets parked vCPUs run again; returns once none is parked.
     public func resume() {
-        pthread_mutex_lock(lock)
+        lock.lock()
         pauseRequested = false
         pthread_cond_broadcast(changed)
-        while parkedCount > 0 && finalExit == nil { pthread_cond_wait(changed, lock) }
-        pthread_mutex_unlock(lock)
+        while parkedCount > 0 && finalExit == nil { pthread_cond_wait(changed, lock.mutex) }
+        lock.unlock()
     }
 
     /// With `lock` held: kicks every vCPU thread still running every 10 ms until `done()`.
@@ -166,7 +163,7 @@ public final class VCPUThreads: @unchecked Sendable {
         while !done() {
             for index in runLoops.indices where !ended[index] { runLoops[index].stop(thread: threads[index]) }
             var deadline = Self.realtime(after: 0.01)
-            pthread_cond_timedwait(changed, lock, &deadline)
+            pthread_cond_timedwait(changed, lock.mutex, &deadline)
         }
     }
 

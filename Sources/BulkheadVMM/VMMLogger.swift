@@ -26,18 +26,17 @@ public final class VMMLogger: @unchecked Sendable {
     public private(set) var level: Level
     public let instanceID: String
     private var fd: Int32 = 2
-    private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let lock = ThreadLock()
 
     public init(instanceID: String, level: Level = .info) {
         self.instanceID = instanceID
         self.level = level
-        pthread_mutex_init(lock, nil)
     }
 
     /// Sends lines to `path` (appended; a FIFO works too, as Firecracker users pass one).
     public func configure(path: String?, level: Level?) throws(FirecrackerError) {
-        pthread_mutex_lock(lock)
-        defer { pthread_mutex_unlock(lock) }
+        lock.lock()
+        defer { lock.unlock() }
         if let level { self.level = level }
         guard let path else { return }
         let newFD = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0o644)
@@ -50,8 +49,8 @@ public final class VMMLogger: @unchecked Sendable {
 
     /// True while lines go to stderr (no log file), so callers need not print errors twice.
     public var writesToStderr: Bool {
-        pthread_mutex_lock(lock)
-        defer { pthread_mutex_unlock(lock) }
+        lock.lock()
+        defer { lock.unlock() }
         return fd == 2
     }
 
@@ -60,8 +59,8 @@ public final class VMMLogger: @unchecked Sendable {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         let line = "\(now.tv_sec).\(String(now.tv_nsec / 1000).leftPadded(6)) [\(instanceID):\(level.name)] \(message)\n"
-        pthread_mutex_lock(lock)
-        defer { pthread_mutex_unlock(lock) }
+        lock.lock()
+        defer { lock.unlock() }
         let bytes = Array(line.utf8)
         _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
     }

@@ -76,7 +76,7 @@ public final class VirtioMMIOTransport: MMIODevice, HostEventSource {
     private let configGeneration: UInt32 = 0
 
     /// Serialises the vCPU thread's register accesses with the event thread's host events.
-    private let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let lock = ThreadLock()
     /// Called (with the lock held) after the driver notified a queue: the event loop uses it to
     /// look at the device's file descriptors again (a full receive queue got buffers).
     public var wakeEventLoop: (() -> Void)?
@@ -86,19 +86,9 @@ public final class VirtioMMIOTransport: MMIODevice, HostEventSource {
         self.memory = memory
         self.interrupt = interrupt
         queues = Array(repeating: Virtqueue(), count: device.queueMaxSizes.count)
-        pthread_mutex_init(lock, nil)
     }
 
-    deinit {
-        pthread_mutex_destroy(lock)
-        lock.deallocate()
-    }
 
-    private func locked<T>(_ body: () -> T) -> T {
-        pthread_mutex_lock(lock)
-        defer { pthread_mutex_unlock(lock) }
-        return body()
-    }
 
     private var selectedQueue: Int? {
         Int(queueSelect) < queues.count ? Int(queueSelect) : nil
@@ -107,7 +97,7 @@ public final class VirtioMMIOTransport: MMIODevice, HostEventSource {
     // MARK: Register reads
 
     public func read(offset: UInt64, size: Int) -> UInt64 {
-        locked { readLocked(offset: offset, size: size) }
+        lock.locked { readLocked(offset: offset, size: size) }
     }
 
     private func readLocked(offset: UInt64, size: Int) -> UInt64 {
@@ -160,7 +150,7 @@ public final class VirtioMMIOTransport: MMIODevice, HostEventSource {
     // MARK: Register writes
 
     public func write(offset: UInt64, size: Int, value: UInt64) {
-        locked { writeLocked(offset: offset, size: size, value: value) }
+        lock.locked { writeLocked(offset: offset, size: size, value: value) }
     }
 
     private func writeLocked(offset: UInt64, size: Int, value: UInt64) {
@@ -247,7 +237,7 @@ public final class VirtioMMIOTransport: MMIODevice, HostEventSource {
 
     /// Serves queue `index` if the driver has the device running and the queue ready.
     public func notify(queue index: Int) {
-        locked { notifyLocked(queue: index) }
+        lock.locked { notifyLocked(queue: index) }
     }
 
     private func notifyLocked(queue index: Int) {
@@ -269,7 +259,7 @@ public final class VirtioMMIOTransport: MMIODevice, HostEventSource {
     /// (only while the driver has it running), and interrupts if it used any buffer.
     public func serviceHostEvents() {
         guard let device = device as? VirtioHostEventDevice else { return }
-        locked {
+        lock.locked {
             let running = Virtio.Status.featuresOK | Virtio.Status.driverOK
             guard status & running == running, failure == nil else { return }
             do {
@@ -287,7 +277,7 @@ public final class VirtioMMIOTransport: MMIODevice, HostEventSource {
     /// has not started it: nothing could be delivered).
     public func hostPollRequests() -> [pollfd] {
         guard let device = device as? VirtioHostEventDevice else { return [] }
-        return locked {
+        return lock.locked {
             let running = Virtio.Status.featuresOK | Virtio.Status.driverOK
             guard status & running == running, failure == nil else { return [] }
             return device.pollRequests
