@@ -82,29 +82,31 @@ def poll_until(deadline_s, attempt):
         time.sleep(0.0001)
     return False
 
-def vmm_api_ready(i):
-    sock = f"{work}/vmm-{i}.sock"
+def time_until_ready(argv, sock, ready, failure):
+    """Milliseconds from spawning argv until ready() (polled); the process is stopped after."""
     t0 = time.monotonic_ns()
-    p = spawn([vmm, "--api-sock", sock, "--id", "bench"])
-    def answered():
-        try:
-            return unix_http.request(sock, "GET", "/", timeout=2)[0] == 200
-        except OSError:
-            return False
-    ok = poll_until(10, answered)
+    p = spawn(argv)
+    ok = poll_until(10, ready)
     t1 = time.monotonic_ns()
     stop(p)
     if os.path.exists(sock):
         os.unlink(sock)
     if not ok:
-        sys.exit("bulkhead-vmm never answered GET / on its API socket")
+        sys.exit(failure)
     return (t1 - t0) / 1e6
+
+def vmm_api_ready(i):
+    sock = f"{work}/vmm-{i}.sock"
+    def answered():
+        try:
+            return unix_http.request(sock, "GET", "/", timeout=2)[0] == 200
+        except OSError:
+            return False
+    return time_until_ready([vmm, "--api-sock", sock, "--id", "bench"], sock, answered,
+                            "bulkhead-vmm never answered GET / on its API socket")
 
 def qemu_qmp_ready(i):
     sock = f"{work}/qemu-{i}.qmp"
-    t0 = time.monotonic_ns()
-    p = spawn([qemu, "-M", "microvm", "-nodefaults", "-no-user-config", "-display", "none", "-S",
-               "-qmp", f"unix:{sock},server=on,wait=off"])
     def greeted():
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
@@ -119,14 +121,9 @@ def qemu_qmp_ready(i):
                 return data.startswith(b'{"QMP"')
         except OSError:
             return False
-    ok = poll_until(10, greeted)
-    t1 = time.monotonic_ns()
-    stop(p)
-    if os.path.exists(sock):
-        os.unlink(sock)
-    if not ok:
-        sys.exit("QEMU never sent its QMP greeting")
-    return (t1 - t0) / 1e6
+    return time_until_ready([qemu, "-M", "microvm", "-nodefaults", "-no-user-config", "-display", "none", "-S",
+                             "-qmp", f"unix:{sock},server=on,wait=off"], sock, greeted,
+                            "QEMU never sent its QMP greeting")
 
 def median(v):
     return statistics.median(v)
