@@ -19,7 +19,8 @@ mkdir -p "$WORK/new" "$WORK/module"
 # The guest-facing code and what it needs; none of it touches KVM at run time.
 vmm="$root/Sources/BulkheadVMM"
 sources="Virtqueue VirtioBlock VirtioDevice VirtioMMIOTransport MMIOBus InterruptLine GuestMemory
-         VMMError ELFKernel ACPITable VirtualMachine KVMSystem VCPU Registers CPUID BootLayout"
+         VMMError ELFKernel ACPITable VirtualMachine KVMSystem VCPU Registers CPUID BootLayout
+         ThreadLock DeviceEventLoop"
 files=""
 for s in $sources; do files="$files $vmm/$s.swift"; done
 
