@@ -82,15 +82,7 @@ public final class VirtioBlock: VirtioDevice {
     public func reset() {}
 
     public func processQueue(_ index: Int, queue: inout Virtqueue, memory: GuestMemory) throws(VirtqueueError) -> Bool {
-        var used = false
-        // The ring holds at most `size` pending chains; popAvailable refuses more.
-        for _ in 0..<Int(queue.size) {
-            guard let chain = try queue.popAvailable(memory: memory) else { break }
-            let written = try serve(chain, memory: memory)
-            try queue.pushUsed(head: chain.head, writtenLength: written, memory: memory)
-            used = true
-        }
-        return used
+        try queue.serveAvailable(memory: memory) { chain throws(VirtqueueError) in try serve(chain, memory: memory) }
     }
 
     /// One request: returns how many bytes went into device-writable buffers (data + status).

@@ -116,9 +116,7 @@ public final class VirtioNet: VirtioHostEventDevice {
     }
 
     private func transmit(_ queue: inout Virtqueue, memory: GuestMemory) throws(VirtqueueError) -> Bool {
-        var used = false
-        for _ in 0..<Int(queue.size) {
-            guard let chain = try queue.popAvailable(memory: memory) else { break }
+        try queue.serveAvailable(memory: memory) { chain throws(VirtqueueError) in
             guard chain.writable.isEmpty else {
                 throw VirtqueueError("transmit chain has device-writable buffers")
             }
@@ -137,10 +135,8 @@ public final class VirtioNet: VirtioHostEventDevice {
             let packet = [UInt8](repeating: 0, count: Self.headerSize) + frame[Self.headerSize...]
             let n = packet.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
             if n == packet.count { framesSent += 1 } else { framesDropped += 1 }  // a full TAP queue drops, like a NIC
-            try queue.pushUsed(head: chain.head, writtenLength: 0, memory: memory)
-            used = true
+            return 0
         }
-        return used
     }
 
     /// Moves frames from the TAP into receive buffers until either runs out.

@@ -27,9 +27,7 @@ public final class VirtioRNG: VirtioDevice {
     public func reset() {}
 
     public func processQueue(_ index: Int, queue: inout Virtqueue, memory: GuestMemory) throws(VirtqueueError) -> Bool {
-        var used = false
-        for _ in 0..<Int(queue.size) {
-            guard let chain = try queue.popAvailable(memory: memory) else { break }
+        try queue.serveAvailable(memory: memory) { chain throws(VirtqueueError) in
             guard chain.readable.isEmpty else {
                 throw VirtqueueError("entropy request has device-readable buffers: the device only writes")
             }
@@ -42,10 +40,8 @@ public final class VirtioRNG: VirtioDevice {
                 written += length
             }
             bytesProvided += UInt64(written)
-            try queue.pushUsed(head: chain.head, writtenLength: written, memory: memory)
-            used = true
+            return written
         }
-        return used
     }
 
     /// getrandom(2) until `count` bytes are filled (it returns at most 32 MiB - 1 per call and may

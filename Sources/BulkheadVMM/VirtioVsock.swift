@@ -187,9 +187,7 @@ public final class VirtioVsock: VirtioHostEventDevice {
 
     public func processQueue(_ index: Int, queue: inout Virtqueue, memory: GuestMemory) throws(VirtqueueError) -> Bool {
         guard index == Self.transmitQueue else { return false }  // rx buffers are used by the event thread
-        var used = false
-        for _ in 0..<Int(queue.size) {
-            guard let chain = try queue.popAvailable(memory: memory) else { break }
+        return try queue.serveAvailable(memory: memory) { chain throws(VirtqueueError) in
             guard chain.writable.isEmpty else { throw VirtqueueError("transmit chain has device-writable buffers") }
             let total = chain.readable.reduce(0) { $0 + Int($1.length) }
             guard total >= Self.headerSize else {
@@ -204,10 +202,8 @@ public final class VirtioVsock: VirtioHostEventDevice {
                 throw VirtqueueError("packet len \(header.len) exceeds its \(total - Self.headerSize) payload bytes or \(Self.maximumPayload)")
             }
             handle(header, payload: bytes[Self.headerSize..<Self.headerSize + Int(header.len)])
-            try queue.pushUsed(head: chain.head, writtenLength: 0, memory: memory)
-            used = true
+            return 0
         }
-        return used
     }
 
     private func connection(_ h: Header) -> Connection? {

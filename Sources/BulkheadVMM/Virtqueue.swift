@@ -129,6 +129,22 @@ public struct Virtqueue {
         return DescriptorChain(head: head, buffers: buffers)
     }
 
+    /// Serves every chain the driver made available, at most `size` of them (the ring holds no
+    /// more; popAvailable refuses more): `serve` handles one and returns how many bytes it wrote
+    /// into its device-writable buffers, and the chain goes back to the used ring. Returns whether
+    /// any chain was used. A malformed chain or a throwing `serve` stops at once.
+    public mutating func serveAvailable(memory: GuestMemory,
+                                        _ serve: (DescriptorChain) throws(VirtqueueError) -> UInt32) throws(VirtqueueError) -> Bool {
+        var used = false
+        for _ in 0..<Int(size) {
+            guard let chain = try popAvailable(memory: memory) else { break }
+            let written = try serve(chain)
+            try pushUsed(head: chain.head, writtenLength: written, memory: memory)
+            used = true
+        }
+        return used
+    }
+
     /// Returns a chain to the driver: used element {head, bytes written} and the used index.
     public mutating func pushUsed(head: UInt16, writtenLength: UInt32, memory: GuestMemory) throws(VirtqueueError) {
         let slot = UInt64(nextUsed % size)
