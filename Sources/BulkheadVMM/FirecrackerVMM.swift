@@ -89,25 +89,23 @@ public final class FirecrackerVMM: @unchecked Sendable {
         let startTime = BootTimer.now()
         let vmConfiguration = try microVMConfiguration()
         let vm: MicroVM
+        let logger = self.logger, seccomp = self.seccomp
         do {
             // The console reads the VMM's stdin, as Firecracker's does.
             var withConsole = vmConfiguration
             withConsole.consoleInput = 0
-            let seccomp = self.seccomp
             vm = try MicroVM(withConsole) {
                 try ThreadConfinement.confineCurrentThread(.vmm, policy: seccomp)
             }
             if bootTimerEnabled {
-                let logger = self.logger
                 try vm.mmio.register(BootTimer(start: startTime) { logger.info($0) },
-                                             base: BootTimer.address, length: BootTimer.length)
+                                     base: BootTimer.address, length: BootTimer.length)
             }
         } catch {
             throw FirecrackerError("Cannot start microvm: \(error)")
         }
         let output = serialOutput
         vm.serial.onOutput = output
-        let logger = self.logger, seccomp = self.seccomp
         let threads = VCPUThreads(runLoops: vm.runLoops) { _ in
             // The kick handler first: sigaction is setup, not run time.
             VCPURunLoop.installKickSignalHandler()
