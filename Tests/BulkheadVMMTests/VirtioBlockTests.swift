@@ -46,14 +46,24 @@ final class TestVirtioDriver {
         set(R.driverFeaturesSelect, 1); set(R.driverFeatures, UInt32(truncatingIfNeeded: accepted >> 32))
         set(R.status, Virtio.Status.acknowledge | Virtio.Status.driver | Virtio.Status.featuresOK)
         guard reg(R.status) & Virtio.Status.featuresOK != 0 else { return reg(R.status) }
-        set(R.queueSelect, 0)
-        set(R.queueNum, UInt32(queueSize))
-        set(R.queueDescriptorLow, UInt32(truncatingIfNeeded: descriptorTable)); set(R.queueDescriptorHigh, UInt32(truncatingIfNeeded: descriptorTable >> 32))
-        set(R.queueDriverLow, UInt32(Self.availableRing)); set(R.queueDriverHigh, 0)
-        set(R.queueDeviceLow, UInt32(Self.usedRing)); set(R.queueDeviceHigh, 0)
-        set(R.queueReady, 1)
+        setUpQueue(0, size: UInt32(queueSize), descriptorTable: descriptorTable,
+                   availableRing: Self.availableRing, usedRing: Self.usedRing)
         set(R.status, Virtio.Status.acknowledge | Virtio.Status.driver | Virtio.Status.featuresOK | Virtio.Status.driverOK)
         return reg(R.status)
+    }
+
+    /// Gives queue `index` its size and ring addresses and marks it ready (§4.2.3.2).
+    func setUpQueue(_ index: UInt32, size: UInt32, descriptorTable: UInt64, availableRing: UInt64, usedRing: UInt64) {
+        typealias R = VirtioMMIOTransport.Register
+        set(R.queueSelect, index)
+        set(R.queueNum, size)
+        for (low, high, address) in [(R.queueDescriptorLow, R.queueDescriptorHigh, descriptorTable),
+                                     (R.queueDriverLow, R.queueDriverHigh, availableRing),
+                                     (R.queueDeviceLow, R.queueDeviceHigh, usedRing)] {
+            set(low, UInt32(truncatingIfNeeded: address))
+            set(high, UInt32(truncatingIfNeeded: address >> 32))
+        }
+        set(R.queueReady, 1)
     }
 
     /// Writes descriptor `index`.

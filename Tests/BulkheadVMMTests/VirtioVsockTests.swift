@@ -29,12 +29,7 @@ final class VsockHarness {
 
     func start() {
         driver.initialise()
-        driver.set(R.queueSelect, 1)
-        driver.set(R.queueNum, 8)
-        driver.set(R.queueDescriptorLow, UInt32(Self.txDescriptors)); driver.set(R.queueDescriptorHigh, 0)
-        driver.set(R.queueDriverLow, UInt32(Self.txAvailable)); driver.set(R.queueDriverHigh, 0)
-        driver.set(R.queueDeviceLow, UInt32(Self.txUsed)); driver.set(R.queueDeviceHigh, 0)
-        driver.set(R.queueReady, 1)
+        driver.setUpQueue(1, size: 8, descriptorTable: Self.txDescriptors, availableRing: Self.txAvailable, usedRing: Self.txUsed)
     }
 
     /// Posts receive buffers (descriptors 0..<count, 512 bytes each from 0x10000).

@@ -17,17 +17,10 @@ struct RootlessTests {
             try makeDirectory(state, mode: 0o700)
             chown(state, nobody, nobody)
         }
-        let out = try sandbox.outputFile("rootless-stdout")
-        let err = try sandbox.outputFile("rootless-stderr")
-        fchown(out.fd, nobody, nobody)
-        fchown(err.fd, nobody, nobody)
         let argv = ["/usr/bin/setpriv", "--reuid", "\(nobody)", "--regid", "\(nobody)", "--clear-groups",
                     "/usr/bin/env", "XDG_RUNTIME_DIR=\(sandbox.directory)", runtimeBinary, "--root", state] + args
-        let pid = try spawnProcess(argv, stdout: out.fd, stderr: err.fd)
-        close(out.fd)
-        close(err.fd)
-        let status = waitBlocking(pid)
-        return CommandResult(status: status, stdout: readText(out.path) ?? "", stderr: readText(err.path) ?? "", argv: argv)
+        let running = try sandbox.spawn(argv, owner: nobody)
+        return running.finish(waitBlocking(running.pid))
     }
 
     func rootlessBundle(_ sandbox: Sandbox, args: [String], configure: (inout Spec) -> Void = { _ in }) throws -> Bundle {

@@ -15,19 +15,7 @@ import Testing
 
 /// Runs `binary --root <sandbox root> args` (a copy of the runtime, for the binary-overwrite test).
 private func hardeningRun(_ sandbox: Sandbox, binary: String, _ args: [String], timeout: Duration = .seconds(60)) async throws -> CommandResult {
-    let out = try sandbox.outputFile("stdout")
-    let err = try sandbox.outputFile("stderr")
-    let argv = [binary, "--root", sandbox.root] + args
-    let pid: pid_t
-    do {
-        pid = try spawnProcess(argv, stdout: out.fd, stderr: err.fd)
-    } catch {
-        close(out.fd); close(err.fd)
-        throw error
-    }
-    close(out.fd); close(err.fd)
-    let status = try await waitAsync(pid, timeout: timeout)
-    return CommandResult(status: status, stdout: readText(out.path) ?? "", stderr: readText(err.path) ?? "", argv: argv, stdoutPath: out.path)
+    try await sandbox.spawn([binary, "--root", sandbox.root] + args).wait(timeout: timeout)
 }
 
 /// True when both paths are the same inode (stat follows /proc magic links).

@@ -455,29 +455,27 @@ final class Sandbox: @unchecked Sendable {
     /// Spawns `bulkhead-runtime [--root R] args` without waiting.
     func start(_ args: [String], log: (path: String, format: String)? = nil, stdin: Int32? = nil,
                extra: [FdMapping] = []) throws -> RunningCommand {
+        try spawn(runtimeArgv(args, log: log), stdin: stdin, extra: extra)
+    }
+
+    /// Spawns any `argv` without waiting, stdout and stderr in fresh output files of the sandbox
+    /// (given to `owner` first, for a command that runs as another user).
+    func spawn(_ argv: [String], stdin: Int32? = nil, extra: [FdMapping] = [], owner: uid_t? = nil) throws -> RunningCommand {
         let out = try outputFile("stdout")
         let err = try outputFile("stderr")
         defer { close(out.fd); close(err.fd) }
-        let argv = runtimeArgv(args, log: log)
+        if let owner {
+            fchown(out.fd, owner, gid_t(owner))
+            fchown(err.fd, owner, gid_t(owner))
+        }
         let pid = try spawnProcess(argv, stdin: stdin, stdout: out.fd, stderr: err.fd, extra: extra)
         return RunningCommand(pid: pid, argv: argv, stdoutPath: out.path, stderrPath: err.path)
     }
 
     /// Blocking variant for setup and cleanup.
     func runSync(_ args: [String], globalRoot: Bool = true) throws -> CommandResult {
-        let out = try outputFile("stdout")
-        let err = try outputFile("stderr")
-        let argv = runtimeArgv(args, globalRoot: globalRoot)
-        let pid: pid_t
-        do {
-            pid = try spawnProcess(argv, stdout: out.fd, stderr: err.fd)
-        } catch {
-            close(out.fd); close(err.fd)
-            throw error
-        }
-        close(out.fd); close(err.fd)
-        let status = waitBlocking(pid)
-        return CommandResult(status: status, stdout: readText(out.path) ?? "", stderr: readText(err.path) ?? "", argv: argv)
+        let running = try spawn(runtimeArgv(args, globalRoot: globalRoot))
+        return running.finish(waitBlocking(running.pid))
     }
 
     /// The container's state, decoded, or nil when `state` fails.
