@@ -3,16 +3,24 @@ import BulkheadOCI
 import CBulkhead
 import Glibc
 
+/// The process `exec` runs: a whole one (runc's `--process FILE`), or config.json's process
+/// adjusted by runc's flags. The adjustment runs inside `exec`, on the config.json it reads
+/// anyway, so the bundle's config is read and decoded once.
+public enum ExecProcess {
+    case given(Process)
+    case configured((inout Process) throws(RuntimeError) -> Void)
+}
+
 /// What `exec` takes: runc's `exec` flags, already turned into a process.
 public struct ExecRequest {
     public var id: String
-    public var process: Process
+    public var process: ExecProcess
     public var detach = false
     public var pidFile: String?
     public var consoleSocket: String?
     public var preserveFds: Int32 = 0
 
-    public init(id: String, process: Process, detach: Bool = false, pidFile: String? = nil,
+    public init(id: String, process: ExecProcess, detach: Bool = false, pidFile: String? = nil,
                 consoleSocket: String? = nil, preserveFds: Int32 = 0) {
         self.id = id
         self.process = process
@@ -24,22 +32,6 @@ public struct ExecRequest {
 }
 
 extension ContainerRuntime {
-    /// The process of config.json in the container's bundle: `exec` builds on it, as runc does.
-    public func configuredProcess(of id: String) throws(RuntimeError) -> Process {
-        try StateStore.validate(id: id)
-        guard let record = try store.read(id) else { throw RuntimeError("container \"\(id)\" does not exist") }
-        do {
-            guard let process = try Spec.load(bundle: record.bundle).process else {
-                throw RuntimeError("exec: config.json of \(record.bundle) has no process")
-            }
-            return process
-        } catch let error as RuntimeError {
-            throw error
-        } catch {
-            throw RuntimeError("exec: \(error)")
-        }
-    }
-
     /// Runs another process in a running container: its namespaces, cgroup and seccomp filter.
     /// Detached, returns 0 once it runs; else waits for it and returns its exit status.
     public func exec(_ request: ExecRequest) throws(RuntimeError) -> Int32 {
@@ -56,10 +48,22 @@ extension ContainerRuntime {
             record = current
             do { spec = try Spec.load(bundle: record.bundle) } catch { throw RuntimeError("exec: \(error)") }
         }
-        if request.process.terminal == true && request.detach && request.consoleSocket == nil {
+        let process: Process
+        switch request.process {
+        case .given(let given):
+            process = given
+        case .configured(let adjust):
+            // config.json's process is what `exec` builds on, as in runc.
+            guard var configured = spec.process else {
+                throw RuntimeError("exec: config.json of \(record.bundle) has no process")
+            }
+            try adjust(&configured)
+            process = configured
+        }
+        if process.terminal == true && request.detach && request.consoleSocket == nil {
             throw RuntimeError("exec: --tty with --detach needs a --console-socket to receive the terminal")
         }
-        let plan = try ContainerPlan(exec: request.process, join: try namespacesToJoin(record.pid),
+        let plan = try ContainerPlan(exec: process, join: try namespacesToJoin(record.pid),
                                      seccomp: spec.linux?.seccomp, preserveFds: request.preserveFds)
         let cgroup = try cgroup(of: record)
 

@@ -15,7 +15,7 @@ enum ExecCommand {
     static func run(_ args: [String], runtime: ContainerRuntime) throws -> Int32 {
         let a = try Arguments.parse(args, flags: flags)
         guard let id = a.positional.first else { throw RuntimeError("exec: expected ID [COMMAND ARGS...]") }
-        let process = try process(a, id: id, runtime: runtime)
+        let process = try process(a)
         var preserve: Int32 = 0
         if let text = a["preserve-fds"] {
             guard let n = Int32(text), n >= 0 else { throw RuntimeError("exec: --preserve-fds: \"\(text)\" is not a count of descriptors") }
@@ -28,19 +28,24 @@ enum ExecCommand {
                                             consoleSocket: a["console-socket"], preserveFds: preserve))
     }
 
-    static func process(_ a: Arguments, id: String, runtime: ContainerRuntime) throws -> Process {
+    static func process(_ a: Arguments) throws -> ExecProcess {
         if let path = a["process"] {
             let bytes: [UInt8]
             do { bytes = try Files.readBytes(path) } catch { throw RuntimeError("exec: --process: \(error)") }
             do {
-                return try FastJSON.decode(Process.self, from: bytes)
+                return .given(try FastJSON.decode(Process.self, from: bytes))
             } catch {
                 throw RuntimeError("exec: --process \(path): \(Spec.translate(error).description.replacing("config.json: ", with: ""))")
             }
         }
-        var p = try runtime.configuredProcess(of: id)
         let command = Array(a.positional.dropFirst())
         guard !command.isEmpty else { throw RuntimeError("exec: a command to run is required after the container ID") }
+        // Applied by exec to the config.json it reads anyway.
+        return .configured { (p: inout Process) throws(RuntimeError) in try applyFlags(a, command: command, to: &p) }
+    }
+
+    /// runc's exec flags over config.json's process.
+    static func applyFlags(_ a: Arguments, command: [String], to p: inout Process) throws(RuntimeError) {
         p.args = command
         if let cwd = a["cwd"] { p.cwd = cwd }
         p.env = (p.env ?? []) + a.all("env")
@@ -67,6 +72,5 @@ enum ExecCommand {
             caps.permitted = (caps.permitted ?? []) + [name]
             p.capabilities = caps
         }
-        return p
     }
 }
